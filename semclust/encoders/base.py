@@ -1,0 +1,59 @@
+"""The encoder contract: images and texts into one L2-normalised space."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, eps)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/"auto" picks CUDA when present; otherwise the named device, CPU by default."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Encoder(ABC):
+    """Maps images and texts into a shared space.
+
+    ``encode_images`` returns the joint (image-text) embedding. Encoders whose joint space is
+    reached through a bridge also expose the visual tower's own features as the ``"visual"``
+    view, because image-only steps (neighbours, k-means) work better there.
+    """
+
+    name: str
+    dim: int
+    device: torch.device
+    batch_size: int = 64
+
+    @abstractmethod
+    def image_views(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
+        """One forward pass -> {"joint": float32[n, dim], optional "visual": float32[n, dv]}.
+
+        Every view is L2-normalised row-wise.
+        """
+
+    @abstractmethod
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """float32[m, dim], L2-normalised, in the same space as the ``joint`` image view."""
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self.image_views(images)["joint"]
+
+    @property
+    def view_names(self) -> tuple[str, ...]:
+        return ("joint",)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able description (name, preprocessing, versions) stored in manifests."""
+        return {"name": self.name, "dim": self.dim}
