@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,8 +52,9 @@ class Encoder(ABC):
         return self.image_views(images)["joint"]
 
     @property
-    def view_names(self) -> tuple[str, ...]:
-        return ("joint",)
+    def view_dims(self) -> dict[str, int]:
+        """Name -> dimension of every view ``image_views`` returns."""
+        return {"joint": self.dim}
 
     def config(self) -> dict[str, Any]:
         """JSON-able description (name, preprocessing, versions) stored in manifests."""

@@ -1,0 +1,201 @@
+"""The ``semclust`` command: a thin layer over :mod:`semclust.workflow`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.table import Table
+
+from semclust.cli.progress import console, progress_factory
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cluster unlabelled images and name the clusters.")
+
+# Errors users cause (bad paths, names, values) print one line and exit 2; anything else is a bug.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError)
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in dataset sources and whether their files are on this machine."""
+    from semclust.data.registry import list_datasets
+
+    table = Table("source", "splits", "available", "description")
+    for entry in list_datasets():
+        table.add_row(
+            f"dataset:{entry['name']}",
+            ",".join(entry["splits"]),
+            "yes" if entry["available"] else "no",
+            entry["description"],
+        )
+    console.print(table)
+
+
+@app.command()
+def embed(
+    source: str = typer.Argument(..., help="Image folder or dataset:NAME[:split]"),
+    out: str = typer.Option(..., "--out", help="Feature-store directory to write (resumes if present)"),
+    encoder: str = typer.Option("offline", help="offline | clip:<hf-name-or-dir> | open_clip:<arch>[:<ckpt>]"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, or auto"),
+    batch_size: int | None = typer.Option(None, help="Images per forward pass"),
+    shard_size: int = typer.Option(2048, help="Items per shard (resume granularity)"),
+    dtype: str = typer.Option("float16", help="float16 or float32 storage"),
+    force: bool = typer.Option(False, help="Rebuild even if the store holds other features"),
+    labels_from_folders: bool = typer.Option(False, help="First-level folder names are class labels"),
+    data_root: str | None = typer.Option(None, help="Where local CIFAR/STL-10/SVHN files live"),
+) -> None:
+    """Embed images into a resumable feature store."""
+    from semclust import workflow
+
+    try:
+        with progress_factory() as progress:
+            result = workflow.embed(
+                source,
+                encoder=encoder,
+                out=out,
+                device=device,
+                batch_size=batch_size,
+                shard_size=shard_size,
+                dtype=dtype,
+                force=force,
+                labels_from_folders=labels_from_folders,
+                data_root=data_root,
+                progress=progress,
+            )
+    except USER_ERRORS as err:
+        fail(str(err))
+    report = result.report
+    console.print(
+        f"embedded {report.n_embedded}/{report.n_items} items into {out} "
+        f"({report.shards_written} shards written, {report.shards_reused} reused, {report.wall_s:.1f}s)"
+    )
+    _report_skipped(report.skipped)
+
+
+def _report_skipped(skipped: list) -> None:
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} unreadable file(s):[/]")
+        for item in skipped[:20]:
+            console.print(f"  {item.item_id}: {item.reason}", highlight=False, markup=False)
+        if len(skipped) > 20:
+            console.print(f"  ... and {len(skipped) - 20} more (all listed in run.json)")
+
+
+@app.command("cluster")
+def cluster_cmd(
+    source: str = typer.Argument(..., help="Image folder, dataset:NAME[:split], or a feature-store directory"),
+    k: int | None = typer.Option(None, "--k", help="Number of clusters (zeroshot: number of class names)"),
+    method: str = typer.Option("kmeans", help="kmeans | zeroshot"),
+    seed: int = typer.Option(0, help="Random seed"),
+    out: str = typer.Option(..., "--out", help="Run directory to write"),
+    force: bool = typer.Option(False, help="Overwrite an existing run directory"),
+    encoder: str = typer.Option("offline", help="Encoder for sources not yet embedded"),
+    view: str | None = typer.Option(None, help="kmeans features: visual (default when present) or joint"),
+    class_names: str | None = typer.Option(None, help="zeroshot class names, comma-separated"),
+    templates: str | None = typer.Option(None, help="zeroshot prompt templates, '|'-separated, each with {}"),
+    device: str = typer.Option("cpu", help="cpu, cuda, or auto"),
+    batch_size: int | None = typer.Option(None, help="Images per forward pass when embedding"),
+    labels_from_folders: bool = typer.Option(False, help="First-level folder names are class labels"),
+    data_root: str | None = typer.Option(None, help="Where local CIFAR/STL-10/SVHN files live"),
+) -> None:
+    """Cluster images and write assignments.csv, clusters.json, metrics.json and run.json."""
+    from semclust import workflow
+
+    options: dict = {}
+    if view:
+        options["view"] = view
+    if class_names:
+        options["class_names"] = _split(class_names)
+    if templates:
+        options["templates"] = [t for t in templates.split("|") if t]
+    if k is None and method != "zeroshot":
+        fail(f"method {method} needs --k")
+    if k is not None and k < 2:
+        fail(f"--k must be at least 2, got {k}")
+    try:
+        with progress_factory() as progress:
+            run = workflow.cluster(
+                source,
+                method=method,
+                n_clusters=k,
+                random_state=seed,
+                out=out,
+                force=force,
+                encoder=encoder,
+                device=device,
+                batch_size=batch_size,
+                labels_from_folders=labels_from_folders,
+                data_root=data_root,
+                method_options=options,
+                progress=progress,
+            )
+    except USER_ERRORS as err:
+        fail(str(err))
+    _print_run(run)
+
+
+def _print_run(run) -> None:
+    sizes = json.dumps(
+        [int(s) for s in __import__("numpy").bincount(run.result.labels, minlength=run.result.n_clusters)]
+    )
+    console.print(f"{run.record['method']}: {len(run.ids)} items in {run.result.n_clusters} clusters, sizes {sizes}")
+    if run.metrics:
+        m = run.metrics
+        console.print(f"ACC {m['acc']:.4f}  NMI {m['nmi']:.4f}  ARI {m['ari']:.4f}  (n={m['n']})")
+    if run.result.cluster_names:
+        for k, names in enumerate(run.result.cluster_names):
+            console.print(f"  cluster {k}: {', '.join(names)}", highlight=False, markup=False)
+    _report_skipped(run.skipped)
+    if run.out_dir is not None:
+        console.print(
+            f"wrote {run.out_dir}/assignments.csv, clusters.json, run.json" + (", metrics.json" if run.metrics else "")
+        )
+
+
+@app.command()
+def demo(
+    out: str = typer.Option("runs/demo", help="Where the demo's run directories go"),
+    device: str = typer.Option("cpu", help="cpu, cuda, or auto"),
+) -> None:
+    """Embed Fashion-MNIST test (10k, cached after the first run) and cluster it."""
+    from semclust import workflow
+
+    source = "dataset:fashion-mnist:test"
+    try:
+        with progress_factory() as progress:
+            for method, k in (("kmeans", 10), ("zeroshot", None)):
+                run = workflow.cluster(
+                    source,
+                    method=method,
+                    n_clusters=k,
+                    random_state=0,
+                    out=f"{out}/{method}",
+                    force=True,
+                    device=device,
+                    progress=progress,
+                )
+                _print_run(run)
+    except USER_ERRORS as err:
+        fail(str(err))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted; finished shards are kept and the next run resumes from them")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The clusterer contract, in the scikit-learn style so sklearn tooling (clone, grids) works."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from semclust.ops.features import as_feature_matrix
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A learned attribute was needed before ``fit`` ran.
+
+    Subclasses both bases like scikit-learn's, so code catching either keeps working.
+    """
+
+
+def check_is_fitted(estimator: object, attributes: Sequence[str] | None = None) -> None:
+    """Raise :class:`NotFittedError` unless ``estimator`` has been fitted.
+
+    With ``attributes=None`` any public attribute ending in ``_`` counts as evidence of a
+    fit, which is the convention every clusterer here follows.
+    """
+    if attributes is None:
+        fitted = any(
+            name.endswith("_") and not name.startswith("_") for name in vars(estimator)
+        )
+    else:
+        fitted = all(hasattr(estimator, name) for name in attributes)
+    if not fitted:
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet; call 'fit' first."
+        )
+
+
+def check_n_clusters(n_clusters: object, n_samples: int | None = None) -> int:
+    """``n_clusters`` as an int in ``[2, n_samples]``, or a ValueError naming both."""
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)):
+        raise TypeError(f"n_clusters must be an integer, got {n_clusters!r}")
+    if n_clusters < 2:
+        raise ValueError(f"n_clusters must be at least 2, got n_clusters={n_clusters}")
+    if n_samples is not None and n_clusters > n_samples:
+        raise ValueError(
+            f"n_clusters={n_clusters} is larger than the number of samples n={n_samples}"
+        )
+    return int(n_clusters)
+
+
+class BaseClusterer(ABC):
+    """Base for every clustering method.
+
+    ``__init__`` only stores its arguments, unchanged and under the same names, so that
+    ``get_params``/``set_params`` and :func:`sklearn.base.clone` can rebuild the object;
+    checks happen in ``fit``. Everything learned by ``fit`` ends in ``_``: ``labels_``
+    (int64[n]), ``centers_`` (float32[K, d]), ``n_features_in_`` and, where a method knows
+    them, ``cluster_names_``.
+    """
+
+    labels_: np.ndarray
+    centers_: np.ndarray
+    n_features_in_: int
+    cluster_names_: list[str] | None
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        init = cls.__init__
+        if init is object.__init__:
+            return []
+        parameters = inspect.signature(init).parameters.values()
+        names = []
+        for p in parameters:
+            if p.name == "self":
+                continue
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                # parameters hidden in *args/**kwargs cannot be listed, so cloning would drop them
+                raise TypeError(f"{cls.__name__}.__init__ must not take *args or **kwargs")
+            names.append(p.name)
+        return sorted(names)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments as currently set.
+
+        ``deep`` is accepted for scikit-learn compatibility; no parameter here is itself an
+        estimator, so there is nothing to recurse into.
+        """
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> BaseClusterer:
+        """Change constructor arguments in place; learned attributes are left to the next fit."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"invalid parameter {name!r} for {type(self).__name__}; "
+                    f"valid parameters: {valid}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not _is_array(v))
+        return f"{type(self).__name__}({args})"
+
+    @abstractmethod
+    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> BaseClusterer:
+        """Learn clusters from ``X`` [n, d]; ``y`` is ignored and exists for sklearn pipelines."""
+
+    @abstractmethod
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """int64[m] cluster index of each row of ``X``, using what ``fit`` learned."""
+
+    def fit_predict(
+        self, X: ArrayLike, y: ArrayLike | None = None, **fit_params: Any
+    ) -> np.ndarray:
+        """Fit on ``X`` and return the training labels (not a second ``predict`` pass)."""
+        return self.fit(X, y=y, **fit_params).labels_
+
+    def _validate_fit_input(self, X: ArrayLike, *, min_samples: int = 1) -> np.ndarray:
+        x = as_feature_matrix(X, name="X")
+        if x.shape[0] < min_samples:
+            raise ValueError(f"X needs at least {min_samples} rows, got n={x.shape[0]}")
+        return x
+
+    def _validate_predict_input(self, X: ArrayLike) -> np.ndarray:
+        check_is_fitted(self, ("labels_", "n_features_in_"))
+        x = as_feature_matrix(X, name="X")
+        if x.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {x.shape[1]} features, but {type(self).__name__} was fitted with "
+                f"{self.n_features_in_}"
+            )
+        return x
+
+
+def _is_array(value: object) -> bool:
+    # arrays (e.g. class embeddings) would flood the repr with numbers
+    return isinstance(value, np.ndarray) and value.size > 6

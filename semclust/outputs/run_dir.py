@@ -1,0 +1,95 @@
+"""A run directory: the unit of output of every clustering run.
+
+``assignments.csv`` (id, cluster), ``clusters.json`` (id, size, names), ``metrics.json``
+(when labels are known) and ``run.json`` (configuration, seed, versions, timings). Every file
+is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semclust.store.atomic import read_json, write_json, write_text
+
+RUN_FILES = ("assignments.csv", "clusters.json", "metrics.json", "run.json")
+
+
+class RunDirError(ValueError):
+    pass
+
+
+def prepare_run_dir(out_dir: str | os.PathLike[str], force: bool = False) -> Path:
+    """Create ``out_dir``; refuse to overwrite a non-empty one unless ``force``."""
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"output {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()):
+        if not force:
+            raise RunDirError(f"output directory {path} already exists and is not empty; pass --force to overwrite")
+        for name in RUN_FILES:
+            (path / name).unlink(missing_ok=True)
+        if (path / "model").is_dir():
+            shutil.rmtree(path / "model")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_assignments(path: str | os.PathLike[str], ids: Sequence[str], clusters: np.ndarray) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "cluster"])
+    for item_id, cluster in zip(ids, np.asarray(clusters).tolist()):
+        writer.writerow([item_id, int(cluster)])
+    write_text(path, buffer.getvalue())
+
+
+def read_assignments(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [r["id"] for r in rows], np.array([int(r["cluster"]) for r in rows], dtype=np.int64)
+
+
+def cluster_summaries(
+    clusters: np.ndarray, n_clusters: int, names: Sequence[Sequence[str]] | None
+) -> list[dict[str, Any]]:
+    sizes = np.bincount(np.asarray(clusters, dtype=np.int64), minlength=n_clusters)
+    return [
+        {"id": k, "size": int(sizes[k]), "names": list(names[k]) if names is not None else []}
+        for k in range(n_clusters)
+    ]
+
+
+def write_run(
+    out_dir: Path,
+    *,
+    ids: Sequence[str],
+    clusters: np.ndarray,
+    n_clusters: int,
+    cluster_names: Sequence[Sequence[str]] | None,
+    metrics: dict[str, Any] | None,
+    run_record: dict[str, Any],
+) -> None:
+    write_assignments(out_dir / "assignments.csv", ids, clusters)
+    write_json(out_dir / "clusters.json", cluster_summaries(clusters, n_clusters, cluster_names))
+    if metrics is not None:
+        write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "run.json", run_record)
+
+
+def read_run(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(out_dir)
+    if not (path / "run.json").is_file():
+        raise RunDirError(f"{path} is not a semclust run directory (no run.json)")
+    run = {"run": read_json(path / "run.json"), "clusters": read_json(path / "clusters.json")}
+    if (path / "metrics.json").is_file():
+        run["metrics"] = read_json(path / "metrics.json")
+    run["ids"], run["assignments"] = read_assignments(path / "assignments.csv")
+    return run

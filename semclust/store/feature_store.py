@@ -1,0 +1,282 @@
+"""The feature store: embeddings of a source in resumable shards plus a JSON manifest.
+
+Layout of a store directory::
+
+    manifest.json            what was embedded, with what, and whether it is complete
+    shards/00000.json        item positions kept, their ids and labels, items skipped
+    shards/00000.joint.npy   one array per view ("joint", "visual", ...)
+
+A shard's JSON is written last and atomically, so its presence means the shard is finished:
+a run killed part-way resumes at the first shard without one. Memory is bounded by one
+shard of features plus one batch of decoded images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
+from semclust.encoders.base import Encoder
+from semclust.store.atomic import read_json, write_json, write_npy
+
+STORE_FORMAT = "semclust-features/1"
+MANIFEST = "manifest.json"
+
+ProgressCallback = Callable[[int], None]
+
+
+class StoreError(ValueError):
+    pass
+
+
+class StoreLockedError(StoreError):
+    pass
+
+
+def _as_json(value: Any) -> Any:
+    """Tuples become lists on disk; compare configs in their stored form."""
+    return json.loads(json.dumps(value))
+
+
+def _identity(encoder_config: dict[str, Any]) -> dict[str, Any]:
+    """The part of an encoder's config that changes the numbers (versions do not block reuse)."""
+    return {k: v for k, v in _as_json(encoder_config).items() if k != "versions"}
+
+
+@dataclass
+class BuildReport:
+    n_items: int
+    n_embedded: int
+    skipped: list[SkippedItem]
+    shards_written: int
+    shards_reused: int
+    wall_s: float
+
+
+class FeatureStore:
+    """Read side of a finished (or partial) store."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        manifest_path = self.root / MANIFEST
+        if not manifest_path.is_file():
+            raise StoreError(f"{self.root} is not a feature store (no {MANIFEST})")
+        self.manifest: dict[str, Any] = read_json(manifest_path)
+        if self.manifest.get("format") != STORE_FORMAT:
+            raise StoreError(f"{manifest_path}: unknown format {self.manifest.get('format')!r}")
+        self._shards = [read_json(p) for p in self._shard_json_paths()]
+
+    @staticmethod
+    def is_store(path: str | os.PathLike[str]) -> bool:
+        return (Path(path) / MANIFEST).is_file()
+
+    def _shard_json_paths(self) -> list[Path]:
+        n_shards = self.manifest["n_shards"]
+        paths = [self.root / "shards" / f"{i:05d}.json" for i in range(n_shards)]
+        return [p for p in paths if p.is_file()]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    @property
+    def encoder_config(self) -> dict[str, Any]:
+        return self.manifest["encoder"]
+
+    @property
+    def views(self) -> dict[str, int]:
+        return self.manifest["views"]
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.manifest.get("class_names")
+
+    @property
+    def ids(self) -> list[str]:
+        return [item_id for shard in self._shards for item_id in shard["ids"]]
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        if not self.manifest.get("has_labels"):
+            return None
+        return np.array([y for shard in self._shards for y in shard["labels"]], dtype=np.int64)
+
+    @property
+    def skipped(self) -> list[SkippedItem]:
+        return [SkippedItem(**s) for shard in self._shards for s in shard["skipped"]]
+
+    def __len__(self) -> int:
+        return sum(len(shard["ids"]) for shard in self._shards)
+
+    def iter_shards(self, view: str = "joint") -> Iterator[np.ndarray]:
+        """Memory-mapped arrays, one per shard, so huge stores stream."""
+        if view not in self.views:
+            raise StoreError(f"view {view!r} not in store {self.root} (has {', '.join(self.views)})")
+        for shard in self._shards:
+            yield np.load(self.root / "shards" / f"{shard['index']:05d}.{view}.npy", mmap_mode="r")
+
+    def load(self, view: str = "joint", dtype: type = np.float32) -> np.ndarray:
+        arrays = list(self.iter_shards(view))
+        if not arrays:
+            return np.zeros((0, self.views[view]), dtype=dtype)
+        return np.concatenate(arrays).astype(dtype, copy=False)
+
+
+def build_store(
+    source: ImageSource,
+    encoder: Encoder,
+    out_dir: str | os.PathLike[str],
+    *,
+    shard_size: int = 2048,
+    dtype: str = "float16",
+    force: bool = False,
+    on_progress: ProgressCallback | None = None,
+    on_shard_done: Callable[[int], None] | None = None,
+) -> BuildReport:
+    """Embed ``source`` into ``out_dir``, reusing shards an earlier identical run finished.
+
+    ``on_progress(n)`` is told of every n items handled (embedded or skipped), including
+    reused shards, so a progress bar can start where the last run stopped.
+    """
+    if dtype not in ("float16", "float32"):
+        raise StoreError(f"dtype must be float16 or float32, got {dtype!r}")
+    if shard_size < 1:
+        raise StoreError(f"shard_size must be >= 1, got {shard_size}")
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StoreLockedError(
+            f"feature store {root} is being written by another process (lock {root / '.lock'})"
+        ) from None
+    try:
+        return _build_locked(source, encoder, root, shard_size, dtype, force, on_progress, on_shard_done)
+    finally:
+        lock.release()
+
+
+def _build_locked(
+    source: ImageSource,
+    encoder: Encoder,
+    root: Path,
+    shard_size: int,
+    dtype: str,
+    force: bool,
+    on_progress: ProgressCallback | None,
+    on_shard_done: Callable[[int], None] | None,
+) -> BuildReport:
+    start_time = time.perf_counter()
+    n_items = len(source)
+    if n_items == 0:
+        raise StoreError(f"source {source.name} has no items to embed")
+    encoder_config = encoder.config()
+    n_shards = (n_items + shard_size - 1) // shard_size
+    plan = {
+        "format": STORE_FORMAT,
+        "source": source.describe(),
+        "encoder": encoder_config,
+        "views": dict(encoder.view_dims),
+        "dtype": dtype,
+        "shard_size": shard_size,
+        "n_items": n_items,
+        "n_shards": n_shards,
+        "has_labels": source.labels is not None,
+        "class_names": source.class_names,
+        "complete": False,
+    }
+    manifest_path = root / MANIFEST
+    if manifest_path.is_file() and not force:
+        old = read_json(manifest_path)
+        same = (
+            old.get("format") == STORE_FORMAT
+            and old.get("source") == _as_json(plan["source"])
+            and _identity(old.get("encoder", {})) == _identity(encoder_config)
+            and old.get("shard_size") == shard_size
+            and old.get("dtype") == dtype
+        )
+        if not same:
+            raise StoreError(
+                f"{root} holds features of another source/encoder/shard layout "
+                f"({old.get('source', {}).get('name')}, {old.get('encoder', {}).get('name')}); "
+                "use another directory or --force to rebuild"
+            )
+    elif force:
+        for stale in (root / "shards").glob("*") if (root / "shards").exists() else []:
+            stale.unlink()
+    write_json(manifest_path, plan)
+
+    labels = source.labels
+    ids = source.ids
+    skipped_all: list[SkippedItem] = []
+    written = reused = 0
+    (root / "shards").mkdir(exist_ok=True)
+    for shard_index in range(n_shards):
+        lo, hi = shard_index * shard_size, min(n_items, (shard_index + 1) * shard_size)
+        shard_json = root / "shards" / f"{shard_index:05d}.json"
+        if shard_json.is_file():
+            done = read_json(shard_json)
+            skipped_all.extend(SkippedItem(**s) for s in done["skipped"])
+            reused += 1
+            if on_progress:
+                on_progress(hi - lo)
+            continue
+        views: dict[str, list[np.ndarray]] = {}
+        kept: list[int] = []
+        skipped: list[SkippedItem] = []
+        for batch_lo in range(lo, hi, encoder.batch_size):
+            batch_hi = min(hi, batch_lo + encoder.batch_size)
+            images, positions = [], []
+            for position in range(batch_lo, batch_hi):
+                try:
+                    images.append(source.load(position))
+                    positions.append(position)
+                except ImageDecodeError as err:
+                    skipped.append(SkippedItem(err.item_id, err.reason))
+            if images:
+                for name, array in encoder.image_views(images).items():
+                    views.setdefault(name, []).append(np.asarray(array))
+                kept.extend(positions)
+            if on_progress:
+                on_progress(batch_hi - batch_lo)
+        for name, dim in plan["views"].items():
+            array = np.concatenate(views[name]) if views.get(name) else np.zeros((0, dim))
+            write_npy(root / "shards" / f"{shard_index:05d}.{name}.npy", array.astype(dtype))
+        write_json(
+            shard_json,
+            {
+                "index": shard_index,
+                "start": lo,
+                "stop": hi,
+                "positions": kept,
+                "ids": [ids[p] for p in kept],
+                "labels": [int(labels[p]) for p in kept] if labels is not None else None,
+                "skipped": [{"item_id": s.item_id, "reason": s.reason} for s in skipped],
+            },
+        )
+        skipped_all.extend(skipped)
+        written += 1
+        if on_shard_done:
+            on_shard_done(shard_index)
+    plan["complete"] = True
+    plan["n_embedded"] = n_items - len(skipped_all)
+    plan["n_skipped"] = len(skipped_all)
+    write_json(manifest_path, plan)
+    return BuildReport(
+        n_items=n_items,
+        n_embedded=n_items - len(skipped_all),
+        skipped=skipped_all,
+        shards_written=written,
+        shards_reused=reused,
+        wall_s=time.perf_counter() - start_time,
+    )

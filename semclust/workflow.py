@@ -1,0 +1,201 @@
+"""The jobs users run, as plain functions; the CLI and the Python API both call these.
+
+source -> feature store (cached, resumable) -> method -> run directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semclust.data.base import ImageSource
+from semclust.encoders.base import Encoder
+from semclust.encoders.registry import encoder_from_config, get_encoder
+from semclust.methods.registry import FeatureSet, MethodResult, run_method
+from semclust.metrics import evaluate
+from semclust.outputs.run_dir import prepare_run_dir, write_run
+from semclust.store.feature_store import BuildReport, FeatureStore, build_store
+
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SEMCLUST_CACHE", Path.home() / ".cache" / "semclust"))
+
+
+def open_any_source(spec: str, *, labels_from_folders: bool = False, data_root: str | None = None) -> ImageSource:
+    from semclust.data.registry import open_source
+
+    return open_source(spec, labels_from_folders=labels_from_folders, data_root=data_root)
+
+
+def cache_key(source: ImageSource, encoder: Encoder) -> str:
+    """Stable directory name for (source, encoder settings): same inputs reuse the same features."""
+    encoder_identity = {k: v for k, v in encoder.config().items() if k != "versions"}
+    blob = json.dumps({"source": source.describe(), "encoder": encoder_identity}, sort_keys=True, default=str)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in source.name)[:40]
+    return f"{slug}-{encoder.name}-{digest}"
+
+
+@dataclass
+class EmbedResult:
+    store: FeatureStore
+    report: BuildReport
+
+
+def embed(
+    source: str | ImageSource,
+    *,
+    encoder: str | Encoder = "offline",
+    out: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    shard_size: int = 2048,
+    dtype: str = "float16",
+    force: bool = False,
+    labels_from_folders: bool = False,
+    data_root: str | None = None,
+    progress: ProgressFactory | None = None,
+) -> EmbedResult:
+    """Embed a source into a feature store (``out``, or the cache), resuming finished shards."""
+    if isinstance(source, str):
+        source = open_any_source(source, labels_from_folders=labels_from_folders, data_root=data_root)
+    if isinstance(encoder, str):
+        encoder = get_encoder(encoder, device=device, batch_size=batch_size)
+    out_dir = Path(out) if out is not None else default_cache_dir() / "features" / cache_key(source, encoder)
+    on_progress = progress(f"embedding {source.name}", len(source)) if progress else None
+    report = build_store(
+        source, encoder, out_dir, shard_size=shard_size, dtype=dtype, force=force, on_progress=on_progress
+    )
+    return EmbedResult(FeatureStore(out_dir), report)
+
+
+def feature_set_from_store(store: FeatureStore, *, device: str = "cpu") -> FeatureSet:
+    encoder_cache: dict[str, Encoder] = {}
+
+    def encode_texts(texts: Sequence[str]) -> np.ndarray:
+        # The text tower loads only when a method needs it (zero-shot, naming).
+        if "encoder" not in encoder_cache:
+            encoder_cache["encoder"] = encoder_from_config(store.encoder_config, device=device)
+        return encoder_cache["encoder"].encode_texts(list(texts))
+
+    return FeatureSet(
+        joint=store.load("joint"),
+        visual=store.load("visual") if "visual" in store.views else None,
+        labels=store.labels,
+        class_names=store.class_names,
+        encode_texts=encode_texts,
+    )
+
+
+@dataclass
+class ClusterRun:
+    out_dir: Path | None
+    ids: list[str]
+    result: MethodResult
+    metrics: dict[str, Any] | None
+    skipped: list
+    record: dict[str, Any]
+
+
+def cluster(
+    source: str,
+    *,
+    method: str = "kmeans",
+    n_clusters: int | None = 10,
+    random_state: int = 0,
+    out: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    encoder: str = "offline",
+    device: str = "cpu",
+    batch_size: int | None = None,
+    labels_from_folders: bool = False,
+    data_root: str | None = None,
+    method_options: dict[str, Any] | None = None,
+    progress: ProgressFactory | None = None,
+) -> ClusterRun:
+    """Cluster a source (image folder, ``dataset:NAME[:split]`` or a feature-store directory)."""
+    timings: dict[str, float] = {}
+    out_dir = prepare_run_dir(out, force) if out is not None else None
+    started = time.perf_counter()
+    if FeatureStore.is_store(source):
+        store = FeatureStore(source)
+        if not store.complete:
+            raise ValueError(f"feature store {source} is incomplete; finish it with 'semclust embed'")
+        embed_info: dict[str, Any] = {"store": str(store.root), "reused": True}
+    else:
+        embedded = embed(
+            source,
+            encoder=encoder,
+            device=device,
+            batch_size=batch_size,
+            labels_from_folders=labels_from_folders,
+            data_root=data_root,
+            progress=progress,
+        )
+        store = embedded.store
+        embed_info = {
+            "store": str(store.root),
+            "shards_written": embedded.report.shards_written,
+            "shards_reused": embedded.report.shards_reused,
+        }
+    timings["features"] = time.perf_counter() - started
+
+    t0 = time.perf_counter()
+    features = feature_set_from_store(store, device=device)
+    timings["load"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = run_method(method, features, n_clusters, random_state, **(method_options or {}))
+    timings["fit"] = time.perf_counter() - t0
+
+    ids = store.ids
+    metrics = None
+    if features.labels is not None:
+        metrics = evaluate(features.labels, result.labels)
+    record = {
+        "method": method,
+        "n_clusters": result.n_clusters,
+        "seed": random_state,
+        "source": source,
+        "encoder": store.encoder_config,
+        "features": embed_info,
+        "method_options": {**(method_options or {}), **result.info},
+        "n_items": len(ids),
+        "n_skipped": len(store.skipped),
+        "skipped": [{"id": s.item_id, "reason": s.reason} for s in store.skipped],
+        "timings_s": timings,
+        "versions": _versions(),
+    }
+    if out_dir is not None:
+        write_run(
+            out_dir,
+            ids=ids,
+            clusters=result.labels,
+            n_clusters=result.n_clusters,
+            cluster_names=result.cluster_names,
+            metrics=metrics,
+            run_record=record,
+        )
+    return ClusterRun(out_dir, ids, result, metrics, store.skipped, record)
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for package in ("semclust", "numpy", "torch", "faiss-cpu", "scikit-learn", "transformers"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
