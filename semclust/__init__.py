@@ -1,0 +1,35 @@
+"""semclust: cluster unlabelled images and name the clusters.
+
+The public API in the scikit-learn style::
+
+    import semclust
+    labels = semclust.KMeansClusterer(n_clusters=10, random_state=0).fit_predict(features)
+    run = semclust.cluster("dataset:fashion-mnist:test", method="kmeans", n_clusters=10, out="out1")
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Heavy modules (torch, transformers) load on first use, so `semclust --help` stays quick.
+_EXPORTS = {
+    "KMeansClusterer": "semclust.methods.kmeans",
+    "ZeroShotClusterer": "semclust.methods.zeroshot",
+    "evaluate": "semclust.metrics",
+    "get_encoder": "semclust.encoders.registry",
+    "open_source": "semclust.data.registry",
+    "FeatureStore": "semclust.store.feature_store",
+    "embed": "semclust.workflow",
+    "cluster": "semclust.workflow",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'semclust' has no attribute {name!r}")
