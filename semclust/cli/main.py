@@ -6,7 +6,6 @@ import json
 import sys
 
 import typer
-from rich.table import Table
 
 from semclust.cli.progress import console, progress_factory
 
@@ -30,15 +29,14 @@ def datasets() -> None:
     """List the built-in dataset sources and whether their files are on this machine."""
     from semclust.data.registry import list_datasets
 
-    table = Table("source", "splits", "available", "description")
-    for entry in list_datasets():
-        table.add_row(
-            f"dataset:{entry['name']}",
-            ",".join(entry["splits"]),
-            "yes" if entry["available"] else "no",
-            entry["description"],
+    entries = list_datasets()
+    width = max(len(e["name"]) for e in entries) + len("dataset:")
+    for entry in entries:
+        available = "available" if entry["available"] else "missing  "
+        typer.echo(
+            f"{'dataset:' + entry['name']:<{width}}  {available}  splits: {','.join(entry['splits']):<22} "
+            f"{entry['description']}"
         )
-    console.print(table)
 
 
 @app.command()

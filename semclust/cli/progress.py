@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(stderr=True)
+# soft_wrap: messages hold paths users copy, so never break them across lines.
+console = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager
