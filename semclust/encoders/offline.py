@@ -25,7 +25,7 @@ from semclust.encoders.preprocess import Preprocessing, images_to_tensor
 
 # Chosen by measurement on training splits (benchmarks/offline_defaults.py, see RESULTS.md).
 DEFAULT_IMAGE_SIZE = 128
-DEFAULT_TOP_T = 10
+DEFAULT_TOP_T = 20
 DEFAULT_CLASS_TEMPLATE = "{}"
 
 

@@ -1,0 +1,152 @@
+"""TAC's text side (Li et al., ICML 2024): pick nouns near image centers, then give every
+image a text counterpart retrieved from those nouns (RESEARCH.md section 2, steps 3-4)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from semclust.ops.features import as_feature_matrix, check_positive_int, l2_normalize
+from semclust.ops.kmeans import spherical_kmeans
+from semclust.ops.relation import softmax_rows
+
+# TAC's retrieval temperature: with cosines in [-1, 1], 0.005 makes the softmax nearly a
+# hard nearest-noun lookup that still blends near ties.
+DEFAULT_TEMPERATURE = 0.005
+DEFAULT_BLOCK_SIZE = 4096
+
+
+def default_n_centers(n: int) -> int:
+    """TAC's k' = N / 300 (CIFAR-10: 50,000 -> 167), rounded half up, at least 2.
+
+    TAC lists k' per dataset without a formula; N / 300 reproduces its CIFAR-10, STL-10 and
+    ImageNet-10 values, so that is the rule used here.
+    """
+    n = check_positive_int(n, "n")
+    if n < 2:
+        raise ValueError(f"need at least 2 images to pick noun centers, got n={n}")
+    return min(n, max(2, math.floor(n / 300 + 0.5)))
+
+
+def assign_nouns_to_centers(
+    noun_feats: ArrayLike,
+    centers: ArrayLike,
+    *,
+    temperature: float = 1.0,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(center int64[m], confidence float32[m])`` of each noun.
+
+    Each noun takes the softmax over centers of ``center . noun / temperature``; its center
+    is the argmax and its confidence that probability. TAC's code applies the softmax to the
+    raw cosines, i.e. ``temperature = 1``, which is the default. Nouns are processed
+    ``block_size`` at a time so the ``[m, k']`` score matrix (82,115 x 4,271 for ImageNet)
+    never exists in full.
+    """
+    s = l2_normalize(as_feature_matrix(noun_feats, name="noun_feats"))
+    c = l2_normalize(as_feature_matrix(centers, name="centers"))
+    if s.shape[1] != c.shape[1]:
+        raise ValueError(f"nouns have dimension {s.shape[1]} but centers have {c.shape[1]}")
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    block_size = check_positive_int(block_size, "block_size")
+    m = s.shape[0]
+    assignment = np.empty(m, dtype=np.int64)
+    confidence = np.empty(m, dtype=np.float32)
+    for start in range(0, m, block_size):
+        probs = softmax_rows((s[start : start + block_size] @ c.T) / np.float32(temperature))
+        best = probs.argmax(axis=1)
+        assignment[start : start + len(best)] = best
+        confidence[start : start + len(best)] = probs[np.arange(len(best)), best]
+    return assignment, confidence
+
+
+def top_per_center(assignment: ArrayLike, confidence: ArrayLike, per_center: int) -> np.ndarray:
+    """Ascending indices of the ``per_center`` most confident nouns of every center.
+
+    Ties in confidence go to the lower index, so the choice is deterministic. Each noun has
+    exactly one center, so no index can be chosen twice.
+    """
+    per_center = check_positive_int(per_center, "per_center")
+    assign = np.asarray(assignment, dtype=np.int64)
+    conf = np.asarray(confidence, dtype=np.float64)
+    # lexsort's last key is primary: by center, then confidence descending, then index.
+    order = np.lexsort((np.arange(len(assign)), -conf, assign))
+    sorted_centers = assign[order]
+    group_start = np.searchsorted(sorted_centers, sorted_centers, side="left")
+    rank = np.arange(len(order)) - group_start
+    return np.sort(order[rank < per_center])
+
+
+def _first_of_duplicates(feats: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of every distinct row (ascending)."""
+    rows = np.ascontiguousarray(feats).view(np.dtype((np.void, feats.dtype.itemsize * feats.shape[1])))
+    _, first = np.unique(rows.ravel(), return_index=True)
+    return np.sort(first)
+
+
+def select_nouns(
+    image_feats: ArrayLike,
+    noun_feats: ArrayLike,
+    n_centers: int,
+    per_center: int = 5,
+    random_state: int = 0,
+    *,
+    n_init: int = 5,
+    temperature: float = 1.0,
+    dedupe: bool = True,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> np.ndarray:
+    """Ascending indices (into ``noun_feats``) of the nouns TAC keeps, int64.
+
+    Images are clustered by spherical k-means into ``n_centers`` (k') centers; each noun
+    goes to its most probable center (:func:`assign_nouns_to_centers`); the ``per_center``
+    most confident nouns of each center are kept. Centers that attract fewer nouns keep all
+    they have, so the result can be shorter than ``n_centers * per_center``.
+
+    ``dedupe`` (an addition to TAC) first drops nouns whose embedding exactly repeats an
+    earlier one: WordNet names many synsets alike ("bank", "bass"), and without this a
+    center could spend its five places on copies of one word. The first copy's index is
+    the one returned.
+    """
+    u = as_feature_matrix(image_feats, name="image_feats")
+    s = as_feature_matrix(noun_feats, name="noun_feats")
+    if u.shape[1] != s.shape[1]:
+        raise ValueError(f"images have dimension {u.shape[1]} but nouns have {s.shape[1]}")
+    candidates = _first_of_duplicates(s) if dedupe else np.arange(s.shape[0])
+    centers = spherical_kmeans(u, n_centers, n_init=n_init, random_state=random_state).centers
+    assignment, confidence = assign_nouns_to_centers(
+        s[candidates], centers, temperature=temperature, block_size=block_size
+    )
+    return candidates[top_per_center(assignment, confidence, per_center)]
+
+
+def text_counterparts(
+    image_feats: ArrayLike,
+    selected_noun_feats: ArrayLike,
+    temperature: float = DEFAULT_TEMPERATURE,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> np.ndarray:
+    """float32[n, d]: ``t_i = normalise(sum_j softmax_j(u_i . s_j / T) s_j)``.
+
+    Images and nouns are L2-normalised first so ``u . s`` is a cosine, as with CLIP. Images
+    are processed ``block_size`` rows at a time; the softmax subtracts each row's maximum,
+    so tiny temperatures do not overflow (as T -> 0, t_i becomes the nearest noun).
+    """
+    u = np.asarray(image_feats)
+    if u.ndim != 2 or u.shape[0] == 0:
+        raise ValueError(f"image_feats must be a non-empty 2-D [n, d] array, got shape {u.shape}")
+    s = l2_normalize(as_feature_matrix(selected_noun_feats, name="selected_noun_feats"))
+    if u.shape[1] != s.shape[1]:
+        raise ValueError(f"images have dimension {u.shape[1]} but nouns have {s.shape[1]}")
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    block_size = check_positive_int(block_size, "block_size")
+    out = np.empty((u.shape[0], s.shape[1]), dtype=np.float32)
+    for start in range(0, u.shape[0], block_size):
+        block = l2_normalize(as_feature_matrix(u[start : start + block_size], name="image_feats"))
+        weights = softmax_rows((block @ s.T) / np.float32(temperature))
+        out[start : start + len(block)] = l2_normalize(weights @ s)
+    return out
