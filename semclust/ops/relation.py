@@ -14,6 +14,7 @@ their whole ``[n, m]`` matrix at once unless the caller asks for it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Literal
 
@@ -47,14 +48,17 @@ def ridge_operator(nouns: np.ndarray, lam: float) -> np.ndarray:
     s = nouns.astype(np.float64)
     m, d = s.shape
     try:
-        if m <= d:
-            # (S S^T + lam I) W = S  ->  W^T = S^T G^-1 since G is symmetric
-            gram = s @ s.T + lam * np.eye(m)
-            operator = scipy.linalg.solve(gram, s, assume_a="pos").T
-        else:
-            gram = s.T @ s + lam * np.eye(d)
-            operator = scipy.linalg.solve(gram, s.T, assume_a="pos")
-    except np.linalg.LinAlgError as error:
+        with warnings.catch_warnings():
+            # scipy only warns when the system is numerically singular; the result would be noise.
+            warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
+            if m <= d:
+                # (S S^T + lam I) W = S  ->  W^T = S^T G^-1 since G is symmetric
+                gram = s @ s.T + lam * np.eye(m)
+                operator = scipy.linalg.solve(gram, s, assume_a="pos").T
+            else:
+                gram = s.T @ s + lam * np.eye(d)
+                operator = scipy.linalg.solve(gram, s.T, assume_a="pos")
+    except (np.linalg.LinAlgError, scipy.linalg.LinAlgWarning) as error:
         raise np.linalg.LinAlgError(
             f"the noun Gram matrix is singular for lam={lam} (m={m}, d={d}); use lam > 0"
         ) from error

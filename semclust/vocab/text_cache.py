@@ -131,10 +131,6 @@ def _load_entry(array_path: Path, sidecar_path: Path, n_texts: int) -> np.ndarra
         array = np.load(array_path, allow_pickle=False)
     except (OSError, ValueError):
         return None
-    if (
-        meta.get("format") != CACHE_FORMAT
-        or array.dtype != np.float32
-        or array.shape != (n_texts, meta.get("dim"))
-    ):
+    if meta.get("format") != CACHE_FORMAT or array.dtype != np.float32 or array.shape != (n_texts, meta.get("dim")):
         return None
     return array

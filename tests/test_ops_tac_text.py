@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from semclust.ops.tac_text import (
+    assign_nouns_to_centers,
+    default_n_centers,
+    select_nouns,
+    text_counterparts,
+    top_per_center,
+)
+
+E1, E2 = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+# Two image clusters sitting exactly on e1 and e2, so the k-means centers are e1 and e2.
+IMAGES = np.array([E1] * 5 + [E2] * 5)
+NOUNS = np.array(
+    [
+        E1,  # 0: scores (1, 0)     -> center of e1, confidence e / (e + 1)       = 0.731
+        [0.6, 0, 0.8],  # 1: (0.6, 0)  -> e1, e^0.6 / (e^0.6 + 1)              = 0.646
+        E2,  # 2: (0, 1)            -> e2, 0.731
+        [0, 0.8, 0.6],  # 3: (0, 0.8)  -> e2, 0.690
+        E1,  # 4: a copy of noun 0 (WordNet repeats names)
+    ]
+)
+
+
+def test_default_n_centers() -> None:
+    assert default_n_centers(50_000) == 167  # CIFAR-10 in TAC
+    assert default_n_centers(5_000) == 17  # STL-10
+    assert default_n_centers(13_000) == 43  # ImageNet-10
+    assert default_n_centers(750) == 3  # half rounds up
+    assert default_n_centers(10) == 2
+    with pytest.raises(ValueError):
+        default_n_centers(1)
+
+
+def test_noun_confidences_by_hand() -> None:
+    assign, conf = assign_nouns_to_centers(NOUNS, np.array([E1, E2]), block_size=2)
+    np.testing.assert_array_equal(assign, [0, 0, 1, 1, 0])
+    sig = lambda x: 1 / (1 + math.exp(-x))
+    np.testing.assert_allclose(conf, [sig(1), sig(0.6), sig(1), sig(0.8), sig(1)], atol=1e-6)
+
+
+def test_select_nouns_by_hand() -> None:
+    np.testing.assert_array_equal(select_nouns(IMAGES, NOUNS, 2, per_center=1), [0, 2])
+    np.testing.assert_array_equal(select_nouns(IMAGES, NOUNS, 2, per_center=2), [0, 1, 2, 3])
+    # without dedupe the copy of noun 0 takes noun 1's place
+    np.testing.assert_array_equal(select_nouns(IMAGES, NOUNS, 2, per_center=2, dedupe=False), [0, 2, 3, 4])
+    # more places than nouns: a center keeps all it has
+    np.testing.assert_array_equal(select_nouns(IMAGES, NOUNS, 2, per_center=5), [0, 1, 2, 3])
+
+
+def test_top_per_center_matches_a_loop() -> None:
+    rng = np.random.default_rng(0)
+    assign = rng.integers(0, 6, 200)
+    conf = rng.random(200).round(2)  # rounding creates ties
+    expected = []
+    for center in range(6):
+        members = [i for i in range(200) if assign[i] == center]
+        expected += sorted(members, key=lambda i: (-conf[i], i))[:3]
+    np.testing.assert_array_equal(top_per_center(assign, conf, 3), sorted(expected))
+
+
+def test_text_counterparts_match_a_loop() -> None:
+    rng = np.random.default_rng(1)
+    u = rng.normal(size=(13, 6))
+    s = rng.normal(size=(7, 6))
+    un = u / np.linalg.norm(u, axis=1, keepdims=True)
+    sn = s / np.linalg.norm(s, axis=1, keepdims=True)
+    t = 0.05
+    expected = np.zeros_like(un)
+    for i in range(len(un)):
+        logits = [float(un[i] @ sn[j]) / t for j in range(len(sn))]
+        top = max(logits)
+        weights = [math.exp(z - top) for z in logits]
+        total = sum(w * sn[j] for j, w in enumerate(weights)) / sum(weights)
+        expected[i] = total / np.linalg.norm(total)
+    got = text_counterparts(u, s, temperature=t, block_size=4)
+    assert got.dtype == np.float32 and got.shape == (13, 6)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_tiny_temperature_gives_the_nearest_noun() -> None:
+    rng = np.random.default_rng(2)
+    u = rng.normal(size=(20, 5))
+    s = rng.normal(size=(6, 5))
+    sn = s / np.linalg.norm(s, axis=1, keepdims=True)
+    nearest = (u @ sn.T).argmax(axis=1)
+    got = text_counterparts(u, s, temperature=1e-7)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, sn[nearest], atol=1e-5)
+    with pytest.raises(ValueError, match="temperature"):
+        text_counterparts(u, s, temperature=0.0)
