@@ -10,11 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-
-def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, eps)
+from semclust.ops.features import l2_normalize  # noqa: F401 - re-exported for encoders
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
