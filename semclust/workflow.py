@@ -80,14 +80,47 @@ def embed(
     return EmbedResult(FeatureStore(out_dir), report)
 
 
-def feature_set_from_store(store: FeatureStore, *, device: str = "cpu") -> FeatureSet:
-    encoder_cache: dict[str, Encoder] = {}
+def feature_set_from_store(
+    store: FeatureStore,
+    *,
+    device: str = "cpu",
+    vocabulary: str | None = None,
+    noun_templates: str | Sequence[str] = "single",
+    progress: ProgressFactory | None = None,
+) -> FeatureSet:
+    """The views of a store, plus lazy access to its encoder's text tower and noun vocabulary.
+
+    ``vocabulary`` is a file with one noun per line; by default WordNet's nouns. Their text
+    embeddings are cached under ``$SEMCLUST_CACHE/texts`` per encoder and templates.
+    """
+    lazy: dict[str, Any] = {}
+
+    def encoder() -> Encoder:
+        # The text tower loads only when a method needs it (zero-shot, naming, TAC, LAIC).
+        if "encoder" not in lazy:
+            lazy["encoder"] = encoder_from_config(store.encoder_config, device=device)
+        return lazy["encoder"]
 
     def encode_texts(texts: Sequence[str]) -> np.ndarray:
-        # The text tower loads only when a method needs it (zero-shot, naming).
-        if "encoder" not in encoder_cache:
-            encoder_cache["encoder"] = encoder_from_config(store.encoder_config, device=device)
-        return encoder_cache["encoder"].encode_texts(list(texts))
+        return encoder().encode_texts(list(texts))
+
+    def nouns() -> tuple[list[str], np.ndarray]:
+        if "nouns" not in lazy:
+            from semclust.vocab.nouns import load_vocabulary_file, wordnet_nouns
+            from semclust.vocab.templates import get_templates
+            from semclust.vocab.text_cache import embed_texts_cached
+
+            vocab = load_vocabulary_file(vocabulary) if vocabulary else wordnet_nouns()
+            on_progress = progress("embedding noun vocabulary", len(set(vocab.names))) if progress else None
+            embeddings = embed_texts_cached(
+                encoder(),
+                vocab.names,
+                get_templates(noun_templates),
+                default_cache_dir() / "texts",
+                progress=on_progress,
+            )
+            lazy["nouns"] = (list(vocab.names), embeddings)
+        return lazy["nouns"]
 
     return FeatureSet(
         joint=store.load("joint"),
@@ -95,6 +128,7 @@ def feature_set_from_store(store: FeatureStore, *, device: str = "cpu") -> Featu
         labels=store.labels,
         class_names=store.class_names,
         encode_texts=encode_texts,
+        nouns=nouns,
     )
 
 
@@ -122,6 +156,8 @@ def cluster(
     labels_from_folders: bool = False,
     data_root: str | None = None,
     method_options: dict[str, Any] | None = None,
+    vocabulary: str | None = None,
+    name_clusters: bool = True,
     progress: ProgressFactory | None = None,
 ) -> ClusterRun:
     """Cluster a source (image folder, ``dataset:NAME[:split]`` or a feature-store directory)."""
@@ -152,10 +188,12 @@ def cluster(
     timings["features"] = time.perf_counter() - started
 
     t0 = time.perf_counter()
-    features = feature_set_from_store(store, device=device)
+    features = feature_set_from_store(store, device=device, vocabulary=vocabulary, progress=progress)
     timings["load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = run_method(method, features, n_clusters, random_state, **(method_options or {}))
+    result = run_method(
+        method, features, n_clusters, random_state, name_clusters_with_nouns=name_clusters, **(method_options or {})
+    )
     timings["fit"] = time.perf_counter() - t0
 
     ids = store.ids
@@ -170,6 +208,7 @@ def cluster(
         "encoder": store.encoder_config,
         "features": embed_info,
         "method_options": {**(method_options or {}), **result.info},
+        "vocabulary": vocabulary or ("wordnet-3.0-nouns" if name_clusters else None),
         "n_items": len(ids),
         "n_skipped": len(store.skipped),
         "skipped": [{"id": s.item_id, "reason": s.reason} for s in store.skipped],

@@ -21,8 +21,18 @@ runner = CliRunner()
 SMALL = "offline:image_size=64"
 
 
+# Naming with the 82k WordNet nouns costs minutes on first use; the tests name with a small list.
+VOCABULARY = ["red apple", "green leaf", "blue sky", "cat", "car"]
+
+
 def invoke(*args: str):
+    if args[0] == "cluster" and "--vocabulary" not in args:
+        args = (*args, "--vocabulary", str(VOCABULARY_FILE))
     return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+VOCABULARY_FILE = Path(__import__("tempfile").mkdtemp(prefix="semclust-vocab-")) / "nouns.txt"
+VOCABULARY_FILE.write_text("\n".join(VOCABULARY) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +70,8 @@ def test_cluster_folder_with_broken_files(photo_folder: Path, tmp_path: Path) ->
     assert metrics["n"] == 18 and metrics["k"] == 3
     clusters = json.loads((out / "clusters.json").read_text())
     assert sum(c["size"] for c in clusters) == 18 and [c["id"] for c in clusters] == [0, 1, 2]
+    # every cluster is named with distinct nouns from the vocabulary given
+    assert all(len(c["names"]) == 5 and set(c["names"]) == set(VOCABULARY) for c in clusters)
 
 
 def test_zeroshot_with_given_class_names(photo_folder: Path, tmp_path: Path) -> None:
@@ -160,7 +172,13 @@ def test_python_api_matches_cli(photo_folder: Path, tmp_path: Path) -> None:
     import semclust
 
     run = semclust.cluster(
-        str(photo_folder), method="kmeans", n_clusters=3, random_state=7, encoder=SMALL, labels_from_folders=True
+        str(photo_folder),
+        method="kmeans",
+        n_clusters=3,
+        random_state=7,
+        encoder=SMALL,
+        labels_from_folders=True,
+        vocabulary=str(VOCABULARY_FILE),
     )
     invoke("cluster", str(photo_folder), "--k", "3", "--seed", "7", "--encoder", SMALL, "--out", str(tmp_path / "c"))
     cli_labels = [int(r.split(",")[1]) for r in (tmp_path / "c" / "assignments.csv").read_text().splitlines()[1:]]

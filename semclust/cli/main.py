@@ -101,6 +101,8 @@ def cluster_cmd(
     view: str | None = typer.Option(None, help="kmeans features: visual (default when present) or joint"),
     class_names: str | None = typer.Option(None, help="zeroshot class names, comma-separated"),
     templates: str | None = typer.Option(None, help="zeroshot prompt templates, '|'-separated, each with {}"),
+    vocabulary: str | None = typer.Option(None, help="Noun file (one per line) for naming; default WordNet"),
+    names: bool = typer.Option(True, "--names/--no-names", help="Name clusters by their nearest nouns"),
     device: str = typer.Option("cpu", help="cpu, cuda, or auto"),
     batch_size: int | None = typer.Option(None, help="Images per forward pass when embedding"),
     labels_from_folders: bool = typer.Option(False, help="First-level folder names are class labels"),
@@ -135,6 +137,8 @@ def cluster_cmd(
                 labels_from_folders=labels_from_folders,
                 data_root=data_root,
                 method_options=options,
+                vocabulary=vocabulary,
+                name_clusters=names,
                 progress=progress,
             )
     except USER_ERRORS as err:

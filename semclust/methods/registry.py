@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from semclust.methods.kmeans import KMeansClusterer
+from semclust.methods.naming import name_clusters, text_space_centroids
 from semclust.methods.zeroshot import ZeroShotClusterer, build_class_embeddings
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
@@ -27,6 +28,13 @@ class FeatureSet:
     labels: np.ndarray | None = None
     class_names: Sequence[str] | None = None
     encode_texts: Callable[[Sequence[str]], np.ndarray] | None = None
+    nouns: Callable[[], tuple[list[str], np.ndarray]] | None = None
+
+    def noun_vocabulary(self) -> tuple[list[str], np.ndarray]:
+        """(names, L2-normalised text embeddings in the joint space), loaded on first use."""
+        if self.nouns is None:
+            raise ValueError("this method needs a noun vocabulary in the encoder's text space")
+        return self.nouns()
 
     def view(self, name: str) -> np.ndarray:
         if name == "joint":
@@ -94,10 +102,27 @@ METHODS: dict[str, Callable[..., MethodResult]] = {
 
 
 def run_method(
-    name: str, features: FeatureSet, n_clusters: int | None, random_state: int = 0, **options: Any
+    name: str,
+    features: FeatureSet,
+    n_clusters: int | None,
+    random_state: int = 0,
+    *,
+    name_clusters_with_nouns: bool = True,
+    **options: Any,
 ) -> MethodResult:
+    """Fit method ``name``; clusters a method does not name itself get their nearest nouns."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
     if name != "zeroshot" and n_clusters is None:
         raise ValueError(f"method {name} needs the number of clusters (--k)")
-    return METHODS[name](features, n_clusters, random_state, **options)
+    result = METHODS[name](features, n_clusters, random_state, **options)
+    if result.cluster_names is None and name_clusters_with_nouns and features.nouns is not None:
+        result.cluster_names = name_by_centroids(features, result.labels, result.n_clusters)
+    return result
+
+
+def name_by_centroids(features: FeatureSet, labels: np.ndarray, n_clusters: int, top: int = 5) -> list[list[str]]:
+    """Each cluster's ``top`` nouns nearest to the mean of its members' joint embeddings."""
+    noun_names, noun_embeddings = features.noun_vocabulary()
+    centroids = text_space_centroids(features.joint, labels, n_clusters)
+    return name_clusters(centroids, noun_embeddings, noun_names, top=top)

@@ -1,0 +1,414 @@
+"""LAIC: clustering on a cross-modal relation matrix with learned semantic centers.
+
+RESEARCH.md section 1 (Ma et al., arXiv 2603.24275; no public code). Two estimators:
+
+- :class:`LAICNoTrain` ("Ours (no-train)"): TAC's noun selection, the relation matrix
+  ``C = relation_matrix(U, S_sel)`` (ridge rows by default), spherical k-means on the
+  L2-normalised rows of ``C``.
+- :class:`LAIC`: starts from the no-train clustering, mines k-hat = 10 neighbours among rows
+  of ``C``, filters them (neighbourhood consistency filtering, ``"cross"`` rule against the
+  visual-space kNN by default), and learns K semantic centers ``w_k`` in the text space,
+  either by CoOp-style prompt learning through the frozen text tower (``centers="prompt"``)
+  or as free vectors (``centers="free"``). ``p(k|x) = softmax_k(cos(u_x, w_k) / T)``;
+  loss = SCAN consistency ``-mean log <p_i, p_j>`` over kept pairs
+  ``- entropy_weight * H(mean_i p_i)``.
+
+The paper gives no T, epochs, learning rate or loss weights. Defaults (interpretations):
+
+- ``temperature=0.01``: CLIP's logit scale (100), which CoOp-style prompt learners and
+  zero-shot classifiers use for ``cos / T`` between image and text embeddings;
+- ``entropy_weight=5.0``: the balance weight of SCAN, SIC and TAC;
+- ``lr=1e-3`` (Adam), ``epochs=20``, ``batch_size=256``: TAC's optimiser, lr and epochs;
+  one step encodes only K prompts, so a 10k x 384 fit with MiniLM prompts is ~800 steps;
+- one kept neighbour is sampled per anchor per step (as SCAN/TAC do); anchors left with
+  no kept neighbour (``min_keep=0``, strict filtering) contribute to no consistency term;
+- ``torch_threads``: threads torch uses while training (restored afterwards). The steps are
+  tiny (K prompts, a batch of dot products), and on a loaded machine torch's OpenMP team
+  can be ~50x slower than one thread (measured: 1.3 s vs 0.02 s per MiniLM prompt step on 2
+  busy cores), hence the default 1; ``None`` leaves torch's setting alone;
+- initial center names: the noun nearest to each initial cluster's joint-space centroid,
+  distinct across clusters (identical initial centers could never separate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+
+from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
+from semclust.ops.features import as_feature_matrix, l2_normalize
+from semclust.ops.filtering import filter_neighbours, pair_purity
+from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
+from semclust.ops.knn import knn
+from semclust.ops.relation import relation_matrix, relation_rows_normalized
+from semclust.ops.tac_text import default_n_centers, select_nouns
+
+_NAME_BLOCK = 256  # centers per block when ranking all nouns against them
+
+
+def _check_nouns(noun_embeddings: ArrayLike | None, dim: int) -> np.ndarray:
+    if noun_embeddings is None:
+        raise ValueError("fit needs noun_embeddings, float[m, d] in the same space as the images")
+    s = as_feature_matrix(noun_embeddings, name="noun_embeddings")
+    if s.shape[1] != dim:
+        raise ValueError(f"images have dimension {dim} but noun_embeddings have {s.shape[1]}")
+    return s
+
+
+def nearest_distinct_nouns(
+    queries: np.ndarray, nouns: np.ndarray, names: Sequence[str], top: int
+) -> list[list[int]]:
+    """For each query row, indices of its ``top`` most cosine-similar nouns with distinct names."""
+    q, s = l2_normalize(queries), l2_normalize(nouns)
+    look = min(s.shape[0], max(4 * top, top + 16))
+    out: list[list[int]] = []
+    for start in range(0, q.shape[0], _NAME_BLOCK):
+        sims = q[start : start + _NAME_BLOCK] @ s.T
+        cand = np.argpartition(-sims, look - 1, axis=1)[:, :look] if look < s.shape[0] else np.tile(
+            np.arange(s.shape[0]), (sims.shape[0], 1)
+        )
+        for row, idx in zip(sims, cand):
+            chosen: list[int] = []
+            seen: set[str] = set()
+            for j in idx[np.lexsort((idx, -row[idx]))]:
+                if names[j] not in seen:
+                    seen.add(names[j])
+                    chosen.append(int(j))
+                    if len(chosen) == top:
+                        break
+            out.append(chosen)
+    return out
+
+
+def initial_center_nouns(centroids: np.ndarray, nouns: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """One noun per centroid, the nearest, with no name used twice (greedy, most similar first)."""
+    k = centroids.shape[0]
+    q, s = l2_normalize(centroids), l2_normalize(nouns)
+    cands = nearest_distinct_nouns(q, s, names, top=min(k, s.shape[0]))
+    if len({names[j] for c in cands for j in c}) < k:
+        raise ValueError(f"need at least {k} distinct noun names to name {k} clusters")
+    pairs = sorted(
+        ((-float(q[c] @ s[j]), c, r, j) for c, cand in enumerate(cands) for r, j in enumerate(cand)),
+    )
+    taken: dict[int, int] = {}
+    used: set[str] = set()
+    for _, c, _, j in pairs:
+        if c in taken or names[j] in used:
+            continue
+        taken[c] = j
+        used.add(names[j])
+        if len(taken) == k:
+            break
+    if len(taken) < k:  # candidates exhausted by collisions: fall back to any unused noun
+        free = [j for j in range(s.shape[0]) if names[j] not in used]
+        for c in range(k):
+            if c not in taken:
+                j = max(free, key=lambda j: float(q[c] @ s[j]))
+                free = [f for f in free if names[f] != names[j]]
+                taken[c] = j
+                used.add(names[j])
+    return np.array([taken[c] for c in range(k)], dtype=np.int64)
+
+
+class LAICNoTrain(BaseClusterer):
+    """Spherical k-means on normalised rows of the relation matrix ``C``.
+
+    Learned: ``labels_``, ``centers_`` (unit-norm, in C-row space ``[K, m_sel]``),
+    ``selected_nouns_`` (indices into ``noun_embeddings``), ``selected_noun_embeddings_``,
+    ``relation_`` (raw ``C``, float32 ``[n, m_sel]``), ``n_centers_`` and, when ``noun_names``
+    are given, ``cluster_names_`` (the 5 nouns with the largest center weights, joined).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        relation: str = "ridge",
+        lam: float = 1.0,
+        n_centers: int | None = None,
+        nouns_per_center: int = 5,
+        n_init: int = 5,
+        random_state: int = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.relation = relation
+        self.lam = lam
+        self.n_centers = n_centers
+        self.nouns_per_center = nouns_per_center
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(
+        self,
+        X: ArrayLike,
+        noun_embeddings: ArrayLike | None = None,
+        noun_names: Sequence[str] | None = None,
+        y: ArrayLike | None = None,
+    ) -> LAICNoTrain:
+        u = l2_normalize(self._validate_fit_input(X, min_samples=2))
+        n_clusters = check_n_clusters(self.n_clusters, u.shape[0])
+        s = l2_normalize(_check_nouns(noun_embeddings, u.shape[1]))
+        n_centers = default_n_centers(u.shape[0]) if self.n_centers is None else int(self.n_centers)
+        selected = select_nouns(
+            u, s, n_centers, per_center=self.nouns_per_center,
+            random_state=self.random_state, n_init=self.n_init,
+        )
+        self.selected_nouns_ = selected
+        self.selected_noun_embeddings_ = s[selected]
+        self.relation_ = self._relation(u)
+        result = spherical_kmeans(
+            relation_rows_normalized(self.relation_), n_clusters,
+            n_init=self.n_init, random_state=self.random_state,
+        )
+        self.labels_ = result.labels
+        self.centers_ = result.centers
+        self.n_centers_ = n_centers
+        self.n_features_in_ = u.shape[1]
+        self.cluster_names_ = None
+        if noun_names is not None:
+            names = [str(n) for n in noun_names]
+            if len(names) != s.shape[0]:
+                raise ValueError(f"noun_names has {len(names)} entries for {s.shape[0]} nouns")
+            sel_names = [names[j] for j in selected]
+            tops = nearest_distinct_nouns(result.centers, np.eye(len(selected), dtype=np.float32), sel_names, 5)
+            self.cluster_names_ = [", ".join(sel_names[j] for j in top) for top in tops]
+        return self
+
+    def _relation(self, u: np.ndarray) -> np.ndarray:
+        return relation_matrix(u, self.selected_noun_embeddings_, mode=self.relation, lam=self.lam)
+
+    def transform(self, X: ArrayLike) -> np.ndarray:
+        """Normalised relation rows of new joint-space images (the space k-means ran in)."""
+        x = self._validate_predict_input(X)
+        return relation_rows_normalized(self._relation(x))
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        labels, _ = assign_to_centers(self.transform(X), self.centers_)
+        return labels
+
+
+class _FreeCenters(torch.nn.Module):
+    def __init__(self, init: np.ndarray) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.tensor(init, dtype=torch.float32))
+
+    def forward(self) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.weight, dim=-1)
+
+
+class LAIC(BaseClusterer):
+    """LAIC with filtered relation-space neighbours and learned semantic centers.
+
+    ``fit(X, noun_embeddings, noun_names, visual_feats=None, text_tower=None, y=None,
+    on_epoch=None)``: ``X`` are joint (image-text) image embeddings, ``noun_embeddings`` the
+    vocabulary in the same space and ``noun_names`` its names. ``visual_feats`` (any image
+    space, e.g. the visual view) is the second space of the ``"cross"`` filter; without it the
+    joint space is used. ``text_tower`` (MiniLMTextTower, CLIP HFClipEncoder, or a
+    :class:`~semclust.encoders.prompt.FrozenTextModule`) is required for ``centers="prompt"``;
+    its model is frozen in place. ``y`` is used only to report ``neighbour_purity_``.
+    ``on_epoch(epoch, mean_loss)`` is called after each epoch.
+
+    Learned: ``labels_`` (argmax p), ``centers_`` (unit-norm ``[K, d]`` in the joint space),
+    ``cluster_nouns_`` (top-5 distinct nearest nouns of each center), ``cluster_names_``
+    (those joined by ", "), ``initial_labels_``, ``initial_names_``, ``neighbours_``,
+    ``neighbour_mask_``, ``loss_history_``, ``neighbour_purity_`` (dict or None) and
+    ``no_train_`` (the fitted :class:`LAICNoTrain`).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        relation: str = "ridge",
+        lam: float = 1.0,
+        n_centers: int | None = None,
+        nouns_per_center: int = 5,
+        n_neighbours: int = 10,
+        filter_rule: str = "cross",
+        min_keep: int = 0,
+        centers: str = "prompt",
+        n_ctx: int = 4,
+        ctx_init: str | None = "a photo of a",
+        temperature: float = 0.01,
+        epochs: int = 20,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        entropy_weight: float = 5.0,
+        n_init: int = 5,
+        device: str = "cpu",
+        torch_threads: int | None = 1,
+        random_state: int = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.relation = relation
+        self.lam = lam
+        self.n_centers = n_centers
+        self.nouns_per_center = nouns_per_center
+        self.n_neighbours = n_neighbours
+        self.filter_rule = filter_rule
+        self.min_keep = min_keep
+        self.centers = centers
+        self.n_ctx = n_ctx
+        self.ctx_init = ctx_init
+        self.temperature = temperature
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.entropy_weight = entropy_weight
+        self.n_init = n_init
+        self.device = device
+        self.torch_threads = torch_threads
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(
+        self,
+        X: ArrayLike,
+        noun_embeddings: ArrayLike | None = None,
+        noun_names: Sequence[str] | None = None,
+        visual_feats: ArrayLike | None = None,
+        text_tower: Any = None,
+        y: ArrayLike | None = None,
+        on_epoch: Callable[[int, float], None] | None = None,
+    ) -> LAIC:
+        if self.centers not in ("prompt", "free"):
+            raise ValueError(f"centers must be 'prompt' or 'free', got {self.centers!r}")
+        if not (np.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        u = l2_normalize(self._validate_fit_input(X, min_samples=2))
+        n = u.shape[0]
+        k = check_n_clusters(self.n_clusters, n)
+        s = l2_normalize(_check_nouns(noun_embeddings, u.shape[1]))
+        if noun_names is None or len(noun_names) != s.shape[0]:
+            raise ValueError("fit needs noun_names, one name per row of noun_embeddings")
+        names = [str(x) for x in noun_names]
+        if self.centers == "prompt" and text_tower is None:
+            raise ValueError("centers='prompt' needs text_tower (the frozen text encoder)")
+
+        # 1. no-train clustering on relation rows; neighbours in that space
+        base = LAICNoTrain(
+            n_clusters=k, relation=self.relation, lam=self.lam, n_centers=self.n_centers,
+            nouns_per_center=self.nouns_per_center, n_init=self.n_init, random_state=self.random_state,
+        ).fit(u, s)
+        self.no_train_ = base
+        self.initial_labels_ = base.labels_
+        rows = relation_rows_normalized(base.relation_)
+        neigh, _ = knn(rows, self.n_neighbours)
+
+        # 2. neighbourhood consistency filtering
+        neigh_b = None
+        if self.filter_rule == "cross":
+            second = u if visual_feats is None else as_feature_matrix(visual_feats, name="visual_feats")
+            if second.shape[0] != n:
+                raise ValueError(f"visual_feats has {second.shape[0]} rows for {n} images")
+            neigh_b, _ = knn(second, self.n_neighbours)
+        mask = filter_neighbours(
+            neigh, neigh_b=neigh_b, labels_a=base.labels_, rule=self.filter_rule, min_keep=self.min_keep
+        )
+        self.neighbours_, self.neighbour_mask_ = neigh, mask
+        self.neighbour_purity_ = None
+        if y is not None:
+            before, after, kept = pair_purity(neigh, mask, np.asarray(y))
+            self.neighbour_purity_ = {"before": before, "after": after, "kept_fraction": kept}
+
+        # 3. initial centers named by the nearest noun to each initial cluster's centroid
+        centroids = np.stack([u[base.labels_ == c].mean(axis=0) if (base.labels_ == c).any()
+                              else np.zeros(u.shape[1], np.float32) for c in range(k)])
+        init_idx = initial_center_nouns(centroids, s, names)
+        self.initial_names_ = [names[j] for j in init_idx]
+
+        torch.manual_seed(int(self.random_state))
+        device = torch.device(self.device)
+        if self.centers == "prompt":
+            from semclust.encoders.prompt import PromptLearner
+
+            module: torch.nn.Module = PromptLearner(
+                text_tower, n_ctx=self.n_ctx, init_names=self.initial_names_,
+                ctx_init=self.ctx_init, random_state=self.random_state,
+            )
+        else:
+            module = _FreeCenters(s[init_idx]).to(device)
+        threads = torch.get_num_threads()
+        if self.torch_threads is not None:
+            torch.set_num_threads(int(self.torch_threads))
+        try:
+            self.loss_history_ = self._train(module, u, neigh, mask, device, on_epoch)
+        finally:
+            torch.set_num_threads(threads)
+
+        # 4. final centers, labels and names
+        with torch.no_grad():
+            w = module().float().cpu().numpy()
+        self.centers_ = l2_normalize(np.ascontiguousarray(w, dtype=np.float32))
+        self.labels_ = np.argmax(u @ self.centers_.T, axis=1).astype(np.int64)
+        self.cluster_nouns_ = [[names[j] for j in top] for top in nearest_distinct_nouns(self.centers_, s, names, 5)]
+        self.cluster_names_ = [", ".join(top) for top in self.cluster_nouns_]
+        self.n_features_in_ = u.shape[1]
+        return self
+
+    def _train(
+        self,
+        module: torch.nn.Module,
+        u: np.ndarray,
+        neigh: np.ndarray,
+        mask: np.ndarray,
+        device: torch.device,
+        on_epoch: Callable[[int, float], None] | None,
+    ) -> list[float]:
+        counts = mask.sum(axis=1)
+        anchors = np.flatnonzero(counts > 0)
+        if anchors.size == 0:
+            raise ValueError("neighbourhood filtering kept no pair; use min_keep >= 1 or another rule")
+        # kept neighbours first in each row (stable, so by decreasing similarity)
+        order = np.argsort(~mask, axis=1, kind="stable")
+        kept_first = np.take_along_axis(neigh, order, axis=1)
+        rng = np.random.default_rng(self.random_state)
+        feats = torch.from_numpy(u).to(device)
+        params = [p for p in module.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=self.lr)
+        inv_t = 1.0 / float(self.temperature)
+        bs = max(1, int(self.batch_size))
+        history: list[float] = []
+        module.train()
+        for epoch in range(int(self.epochs)):
+            perm = rng.permutation(anchors)
+            total, steps = 0.0, 0
+            for start in range(0, len(perm), bs):
+                a = perm[start : start + bs]
+                pick = (rng.random(len(a)) * counts[a]).astype(np.int64)
+                b = kept_first[a, pick]
+                w = module().to(feats.dtype)
+                pa = torch.softmax(feats[a] @ w.T * inv_t, dim=1)
+                pb = torch.softmax(feats[b] @ w.T * inv_t, dim=1)
+                consistency = -torch.log((pa * pb).sum(1).clamp_min(1e-8)).mean()
+                mean_p = pa.mean(0)
+                entropy = -(mean_p * torch.log(mean_p.clamp_min(1e-8))).sum()
+                loss = consistency - self.entropy_weight * entropy
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                steps += 1
+            history.append(total / max(steps, 1))
+            if on_epoch is not None:
+                on_epoch(epoch, history[-1])
+        module.eval()
+        return history
+
+    # ------------------------------------------------------------------ predict
+
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        """``p(k|x) = softmax_k(cos(u_x, w_k) / T)`` for new joint-space images."""
+        x = l2_normalize(self._validate_predict_input(X))
+        logits = (x @ self.centers_.T) / np.float32(self.temperature)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        check_is_fitted(self, ("centers_",))
+        x = l2_normalize(self._validate_predict_input(X))
+        return np.argmax(x @ self.centers_.T, axis=1).astype(np.int64)

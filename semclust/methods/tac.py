@@ -1,0 +1,439 @@
+"""TAC: image clustering with text counterparts retrieved from WordNet nouns.
+
+Li et al., "Image Clustering with External Guidance", ICML 2024 (RESEARCH.md section 2).
+Both variants start from the same text side (:mod:`semclust.ops.tac_text`): nouns are kept
+near k' image k-means centers, and every image ``u_i`` gets a text counterpart ``t_i``, a
+sharp softmax blend of the kept nouns.
+
+* :class:`TACNoTrain` clusters the concatenation ``[u_i ; t_i]`` with spherical k-means.
+* :class:`TAC` trains an image head and a text head with cross-modal mutual distillation
+  (:func:`tac_loss`) and clusters by the image head's argmax.
+
+Details marked *Interpretation* are not pinned down by the paper text summarised in
+RESEARCH.md and were chosen here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from torch import nn
+
+from semclust.methods.base import BaseClusterer, check_n_clusters
+from semclust.methods.naming import name_clusters, text_space_centroids
+from semclust.ops.features import as_feature_matrix, check_positive_int, l2_normalize
+from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
+from semclust.ops.knn import knn
+from semclust.ops.tac_text import (
+    DEFAULT_TEMPERATURE,
+    default_n_centers,
+    select_nouns,
+    text_counterparts,
+)
+
+_EPS = 1e-8
+
+
+def _check_nouns(x: np.ndarray, noun_embeddings: ArrayLike | None) -> np.ndarray:
+    if noun_embeddings is None:
+        raise ValueError("TAC needs noun_embeddings (float[m, d] text embeddings of nouns)")
+    s = as_feature_matrix(noun_embeddings, name="noun_embeddings")
+    if s.shape[1] != x.shape[1]:
+        raise ValueError(f"noun_embeddings have dimension {s.shape[1]} but X has {x.shape[1]}")
+    return s
+
+
+def _check_names(noun_names: Sequence[str] | None, m: int) -> list[str] | None:
+    if noun_names is None:
+        return None
+    names = [str(name) for name in noun_names]
+    if len(names) != m:
+        raise ValueError(f"noun_names has {len(names)} entries for {m} noun embeddings")
+    return names
+
+
+class _TextSide:
+    """Shared noun selection / counterpart logic of both TAC variants."""
+
+    n_centers: int | None
+    nouns_per_center: int
+    temperature: float
+    n_init: int
+    random_state: int
+
+    def _fit_text_side(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
+        n_centers = self.n_centers if self.n_centers is not None else default_n_centers(len(x))
+        selected = select_nouns(
+            x,
+            s,
+            n_centers,
+            per_center=self.nouns_per_center,
+            random_state=self.random_state,
+            n_init=self.n_init,
+        )
+        self.n_centers_ = int(n_centers)
+        self.selected_nouns_ = selected
+        self.selected_noun_embeddings_ = l2_normalize(s[selected])
+        t = text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
+        self.text_counterparts_ = t
+        return t
+
+    def text_counterparts_for(self, X: ArrayLike) -> np.ndarray:
+        """float32[n, d] text counterparts of new images, from the nouns kept by ``fit``."""
+        x = self._validate_predict_input(X)  # type: ignore[attr-defined]
+        return text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
+
+    def _set_names(
+        self, t: np.ndarray, labels: np.ndarray, k: int, names: list[str] | None
+    ) -> None:
+        """Name clusters from the mean text counterpart, using the kept nouns.
+
+        *Interpretation*: names are ranked among the selected nouns only (those the text
+        counterparts are built from), against the normalised mean ``t_i`` of each cluster.
+        """
+        self.text_centers_ = text_space_centroids(t, labels, k)
+        if names is None:
+            self.cluster_nouns_ = None
+            self.cluster_names_ = None
+            return
+        kept = [names[j] for j in self.selected_nouns_]
+        self.cluster_nouns_ = name_clusters(
+            self.text_centers_, self.selected_noun_embeddings_, kept, top=5
+        )
+        self.cluster_names_ = [nouns[0] if nouns else "" for nouns in self.cluster_nouns_]
+
+
+class TACNoTrain(_TextSide, BaseClusterer):
+    """TAC without training: spherical k-means on ``[u_i ; t_i]``.
+
+    ``fit(X, noun_embeddings, noun_names=None)``: ``X`` float[n, d] image embeddings,
+    ``noun_embeddings`` float[m, d] noun text embeddings in the same joint space. Each half
+    of the concatenation is L2-normalised, as TAC does. ``n_centers`` is k' for noun
+    selection (``None``: :func:`default_n_centers`, about n / 300); ``nouns_per_center``
+    nouns are kept per center; ``temperature`` is the retrieval softmax temperature.
+
+    Learned: ``labels_``, ``centers_`` (float32[K, 2d], unit-norm, in the concatenated
+    space), ``selected_nouns_`` (indices into ``noun_embeddings``),
+    ``selected_noun_embeddings_``, ``text_counterparts_`` (float32[n, d]), ``text_centers_``
+    (normalised mean ``t_i`` per cluster), ``n_centers_``, ``n_features_in_``; with
+    ``noun_names``, ``cluster_nouns_`` (top 5 distinct kept nouns per cluster) and
+    ``cluster_names_`` (the first of them, ``""`` for an empty cluster).
+
+    ``predict`` retrieves counterparts for new images from the same kept nouns and assigns
+    ``[u ; t]`` to the most cosine-similar center.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        n_centers: int | None = None,
+        nouns_per_center: int = 5,
+        temperature: float = DEFAULT_TEMPERATURE,
+        n_init: int = 5,
+        random_state: int = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_centers = n_centers
+        self.nouns_per_center = nouns_per_center
+        self.temperature = temperature
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(
+        self,
+        X: ArrayLike,
+        noun_embeddings: ArrayLike | None = None,
+        y: ArrayLike | None = None,
+        *,
+        noun_names: Sequence[str] | None = None,
+    ) -> TACNoTrain:
+        x = self._validate_fit_input(X)
+        k = check_n_clusters(self.n_clusters, x.shape[0])
+        s = _check_nouns(x, noun_embeddings)
+        names = _check_names(noun_names, s.shape[0])
+        t = self._fit_text_side(x, s)
+        joint = np.concatenate([l2_normalize(x), l2_normalize(t)], axis=1)
+        result = spherical_kmeans(joint, k, n_init=self.n_init, random_state=self.random_state)
+        self.labels_ = result.labels
+        self.centers_ = result.centers
+        self.n_features_in_ = x.shape[1]
+        self._set_names(t, result.labels, k, names)
+        return self
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        x = self._validate_predict_input(X)
+        t = text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
+        joint = np.concatenate([l2_normalize(x), t], axis=1)
+        labels, _ = assign_to_centers(joint, self.centers_, spherical=True)
+        return labels
+
+
+# --------------------------------------------------------------------------- training
+
+
+def make_head(dim: int, hidden_dim: int, n_clusters: int) -> nn.Sequential:
+    """Linear(d, hidden) - BatchNorm1d - ReLU - Linear(hidden, K) - softmax."""
+    return nn.Sequential(
+        nn.Linear(dim, hidden_dim),
+        nn.BatchNorm1d(hidden_dim),
+        nn.ReLU(),
+        nn.Linear(hidden_dim, n_clusters),
+        nn.Softmax(dim=1),
+    )
+
+
+def cluster_infonce(p: torch.Tensor, q: torch.Tensor, tau: float) -> torch.Tensor:
+    """Cluster-level InfoNCE between the K columns of ``p`` and of ``q`` (both [B, K]).
+
+    The 2K columns are L2-normalised over the batch; column k of ``p`` and column k of
+    ``q`` are a positive pair, and every other of the 2K columns is a negative. The loss is
+    the cross-entropy of each of the 2K columns against its partner, averaged over all 2K
+    (so it is symmetric in ``p`` and ``q``), with cosine similarities divided by ``tau``.
+    """
+    k = p.shape[1]
+    cols = torch.cat([p.t(), q.t()], dim=0)  # [2K, B]
+    cols = cols / cols.norm(dim=1, keepdim=True).clamp_min(_EPS)
+    sim = cols @ cols.t() / tau
+    self_mask = torch.eye(2 * k, dtype=torch.bool, device=p.device)
+    sim = sim.masked_fill(self_mask, float("-inf"))
+    target = torch.cat([torch.arange(k, 2 * k), torch.arange(0, k)]).to(p.device)
+    return nn.functional.cross_entropy(sim, target)
+
+
+def _entropy(p_mean: torch.Tensor) -> torch.Tensor:
+    return -(p_mean * torch.log(p_mean.clamp_min(_EPS))).sum()
+
+
+def tac_loss(
+    p_img: torch.Tensor,
+    p_txt: torch.Tensor,
+    p_img_nb: torch.Tensor,
+    p_txt_nb: torch.Tensor,
+    *,
+    tau: float = 0.5,
+    entropy_weight: float = 5.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """TAC's training loss on one batch; returns ``(total, parts)``.
+
+    Inputs are softmax outputs [B, K]: the image head on anchors ``u_i`` (``p_img``), the
+    text head on anchors ``t_i`` (``p_txt``), the image head on a random image-neighbour
+    of each anchor (``p_img_nb``) and the text head on a random text-neighbour
+    (``p_txt_nb``).
+
+    * distillation = ``cluster_infonce(p_txt, p_img_nb) + cluster_infonce(p_img, p_txt_nb)``
+    * consistency = ``-mean_i log <p_txt_i, p_img_nb_i> - mean_i log <p_img_i, p_txt_nb_i>``
+    * entropy = ``H(mean_i p_txt_i) + H(mean_i p_img_i)`` (anchors only)
+    * total = distillation + consistency - entropy_weight * entropy
+
+    *Interpretation*: RESEARCH.md writes the consistency term as ``<p_txt_i, p_img_i>``;
+    here each anchor of one modality is paired with a random neighbour in the other
+    modality's head, in both directions, and the distillation term uses the same pairs.
+    Log arguments are clamped at 1e-8.
+    """
+    distill = cluster_infonce(p_txt, p_img_nb, tau) + cluster_infonce(p_img, p_txt_nb, tau)
+    agree_a = (p_txt * p_img_nb).sum(dim=1).clamp_min(_EPS)
+    agree_b = (p_img * p_txt_nb).sum(dim=1).clamp_min(_EPS)
+    consistency = -torch.log(agree_a).mean() - torch.log(agree_b).mean()
+    entropy = _entropy(p_txt.mean(dim=0)) + _entropy(p_img.mean(dim=0))
+    total = distill + consistency - entropy_weight * entropy
+    parts = {
+        "distillation": float(distill.detach()),
+        "consistency": float(consistency.detach()),
+        "entropy": float(entropy.detach()),
+        "total": float(total.detach()),
+    }
+    return total, parts
+
+
+class TAC(_TextSide, BaseClusterer):
+    """TAC with training: two clustering heads taught by cross-modal mutual distillation.
+
+    ``fit(X, noun_embeddings, noun_names=None, on_epoch=None)`` builds the text
+    counterparts like :class:`TACNoTrain`, finds the ``n_neighbours`` nearest neighbours of
+    every image among the images and of every counterpart among the counterparts, then
+    trains an image head on ``u`` and a text head on ``t`` (:func:`make_head`) with
+    :func:`tac_loss` and Adam for ``epochs`` passes over shuffled batches of
+    ``batch_size``; each step draws one random neighbour per anchor in each modality.
+    Clusters are the image head's argmax (in eval mode). ``on_epoch(epoch, mean_loss)`` is
+    called after every epoch (1-based), e.g. for a progress bar.
+
+    Everything random (initial weights, shuffling, neighbour draws) comes from
+    ``random_state``: on CPU the same seed gives identical labels. The global torch RNG
+    state is restored afterwards. ``device`` is any torch device string ("cpu", "cuda",
+    "cuda:1").
+
+    Learned: ``labels_``, ``centers_`` (float32[K, d], normalised mean image embedding per
+    cluster; an empty cluster has a zero row), ``loss_history_`` (mean loss per epoch),
+    ``image_head_``/``text_head_`` (on CPU, eval mode), plus the text-side attributes of
+    :class:`TACNoTrain` (``selected_nouns_``, ``text_counterparts_``, ``text_centers_``,
+    ``cluster_nouns_``, ``cluster_names_`` ...).
+
+    *Interpretations*: inputs to both heads are L2-normalised; ``n_neighbours`` is reduced
+    to ``n - 1`` on small inputs; a last batch of a single row is dropped (BatchNorm needs
+    two); the batch size is capped at n.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        n_centers: int | None = None,
+        nouns_per_center: int = 5,
+        temperature: float = DEFAULT_TEMPERATURE,
+        n_init: int = 5,
+        epochs: int = 20,
+        batch_size: int = 512,
+        lr: float = 1e-3,
+        n_neighbours: int = 50,
+        tau: float = 0.5,
+        entropy_weight: float = 5.0,
+        hidden_dim: int = 512,
+        device: str = "cpu",
+        random_state: int = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_centers = n_centers
+        self.nouns_per_center = nouns_per_center
+        self.temperature = temperature
+        self.n_init = n_init
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.n_neighbours = n_neighbours
+        self.tau = tau
+        self.entropy_weight = entropy_weight
+        self.hidden_dim = hidden_dim
+        self.device = device
+        self.random_state = random_state
+
+    def fit(
+        self,
+        X: ArrayLike,
+        noun_embeddings: ArrayLike | None = None,
+        y: ArrayLike | None = None,
+        *,
+        noun_names: Sequence[str] | None = None,
+        on_epoch: Callable[[int, float], object] | None = None,
+    ) -> TAC:
+        x = self._validate_fit_input(X, min_samples=2)
+        k = check_n_clusters(self.n_clusters, x.shape[0])
+        s = _check_nouns(x, noun_embeddings)
+        names = _check_names(noun_names, s.shape[0])
+        epochs = check_positive_int(self.epochs, "epochs")
+        batch_size = min(check_positive_int(self.batch_size, "batch_size"), x.shape[0])
+        n_nb = min(check_positive_int(self.n_neighbours, "n_neighbours"), x.shape[0] - 1)
+        hidden = check_positive_int(self.hidden_dim, "hidden_dim")
+        if isinstance(self.random_state, bool) or not isinstance(
+            self.random_state, (int, np.integer)
+        ):
+            raise TypeError(f"random_state must be an integer, got {self.random_state!r}")
+        for name in ("lr", "tau"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        device = torch.device(self.device)
+
+        u = l2_normalize(x)
+        t = self._fit_text_side(x, s)
+        nb_img, _ = knn(u, n_nb)
+        nb_txt, _ = knn(t, n_nb)
+
+        fork_devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(int(self.random_state))
+            img_head, txt_head, history = self._train(
+                u, t, nb_img, nb_txt, k, hidden, epochs, batch_size, device, on_epoch
+            )
+        self.image_head_ = img_head.cpu().eval()
+        self.text_head_ = txt_head.cpu().eval()
+        self.loss_history_ = history
+        self.n_features_in_ = x.shape[1]
+        self.n_neighbours_ = n_nb
+        self.labels_ = self._image_probs(u).argmax(axis=1).astype(np.int64)
+        self.centers_ = text_space_centroids(u, self.labels_, k)
+        self._set_names(t, self.labels_, k, names)
+        return self
+
+    def _train(
+        self,
+        u: np.ndarray,
+        t: np.ndarray,
+        nb_img: np.ndarray,
+        nb_txt: np.ndarray,
+        k: int,
+        hidden: int,
+        epochs: int,
+        batch_size: int,
+        device: torch.device,
+        on_epoch: Callable[[int, float], object] | None,
+    ) -> tuple[nn.Module, nn.Module, list[float]]:
+        gen = torch.Generator().manual_seed(int(self.random_state))
+        img_head = make_head(u.shape[1], hidden, k).to(device)
+        txt_head = make_head(t.shape[1], hidden, k).to(device)
+        params = list(img_head.parameters()) + list(txt_head.parameters())
+        optimizer = torch.optim.Adam(params, lr=self.lr)
+        u_t = torch.from_numpy(u).to(device)
+        t_t = torch.from_numpy(t).to(device)
+        nb_img_t = torch.from_numpy(nb_img)
+        nb_txt_t = torch.from_numpy(nb_txt)
+        n, n_nb = nb_img.shape
+        history: list[float] = []
+        img_head.train()
+        txt_head.train()
+        for epoch in range(1, epochs + 1):
+            order = torch.randperm(n, generator=gen)
+            total, steps = 0.0, 0
+            for start in range(0, n, batch_size):
+                anchors = order[start : start + batch_size]
+                if len(anchors) < 2:
+                    continue
+                pick = torch.randint(0, n_nb, (2, len(anchors)), generator=gen)
+                j_img = nb_img_t[anchors, pick[0]].to(device)
+                j_txt = nb_txt_t[anchors, pick[1]].to(device)
+                a = anchors.to(device)
+                # one forward per head so BatchNorm sees anchors and neighbours together
+                p_img_all = img_head(torch.cat([u_t[a], u_t[j_img]]))
+                p_txt_all = txt_head(torch.cat([t_t[a], t_t[j_txt]]))
+                b = len(anchors)
+                loss, _ = tac_loss(
+                    p_img_all[:b],
+                    p_txt_all[:b],
+                    p_img_all[b:],
+                    p_txt_all[b:],
+                    tau=self.tau,
+                    entropy_weight=self.entropy_weight,
+                )
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+                steps += 1
+            mean_loss = total / max(steps, 1)
+            history.append(mean_loss)
+            if on_epoch is not None:
+                on_epoch(epoch, mean_loss)
+        return img_head, txt_head, history
+
+    @torch.no_grad()
+    def _image_probs(self, u: np.ndarray) -> np.ndarray:
+        return self.image_head_(torch.from_numpy(l2_normalize(u))).numpy()
+
+    @torch.no_grad()
+    def predict_proba(self, X: ArrayLike, head: str = "image") -> np.ndarray:
+        """float32[n, K] soft assignments from the ``"image"`` head (TAC's evaluation), the
+        ``"text"`` head (on counterparts retrieved from the kept nouns) or their ``"mean"``."""
+        x = self._validate_predict_input(X)
+        if head not in ("image", "text", "mean"):
+            raise ValueError(f"head must be 'image', 'text' or 'mean', got {head!r}")
+        p_img = self._image_probs(x)
+        if head == "image":
+            return p_img
+        t = text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
+        p_txt = self.text_head_(torch.from_numpy(t)).numpy()
+        return p_txt if head == "text" else (p_img + p_txt) / 2
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Image-head argmax, as TAC evaluates (the text head is not needed)."""
+        return self.predict_proba(X).argmax(axis=1).astype(np.int64)
