@@ -18,6 +18,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "KMeansClusterer": "semclust.methods.kmeans",
     "ZeroShotClusterer": "semclust.methods.zeroshot",
+    "TAC": "semclust.methods.tac",
+    "TACNoTrain": "semclust.methods.tac",
+    "LAIC": "semclust.methods.laic",
+    "LAICNoTrain": "semclust.methods.laic",
+    "SCANClusterer": "semclust.methods.scan",
     "evaluate": "semclust.metrics",
     "get_encoder": "semclust.encoders.registry",
     "open_source": "semclust.data.registry",

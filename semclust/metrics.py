@@ -14,10 +14,7 @@ def _paired_labels(labels_true: ArrayLike, labels_pred: ArrayLike) -> tuple[np.n
     true = np.asarray(labels_true)
     pred = np.asarray(labels_pred)
     if true.ndim != 1 or pred.ndim != 1:
-        raise ValueError(
-            f"labels must be 1-D, got labels_true shape {true.shape} "
-            f"and labels_pred shape {pred.shape}"
-        )
+        raise ValueError(f"labels must be 1-D, got labels_true shape {true.shape} and labels_pred shape {pred.shape}")
     if len(true) != len(pred):
         raise ValueError(f"labels_true has {len(true)} items but labels_pred has {len(pred)}")
     return true, pred

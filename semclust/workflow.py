@@ -129,6 +129,8 @@ def feature_set_from_store(
         class_names=store.class_names,
         encode_texts=encode_texts,
         nouns=nouns,
+        encoder=encoder,
+        progress=progress,
     )
 
 

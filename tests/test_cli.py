@@ -184,3 +184,49 @@ def test_python_api_matches_cli(photo_folder: Path, tmp_path: Path) -> None:
     cli_labels = [int(r.split(",")[1]) for r in (tmp_path / "c" / "assignments.csv").read_text().splitlines()[1:]]
     np.testing.assert_array_equal(run.result.labels, cli_labels)
     assert run.metrics["acc"] == 1.0  # three pure colours are trivially separable
+
+
+@pytest.mark.parametrize("method", ["tac-notrain", "tac", "laic-notrain", "laic", "scan"])
+def test_language_methods_run_end_to_end(photo_folder: Path, tmp_path: Path, method: str) -> None:
+    """Real offline encoder, real MiniLM prompt learning for laic; tiny data so it is quick."""
+    params = {"tac": ["epochs=2", "n_neighbours=5"], "laic": ["epochs=2", "n_neighbours=5"], "scan": ["epochs=5"]}
+    extra = [arg for p in params.get(method, []) for arg in ("--param", p)]
+    out = tmp_path / method
+    result = invoke(
+        "cluster",
+        str(photo_folder),
+        "--k",
+        "3",
+        "--method",
+        method,
+        "--encoder",
+        SMALL,
+        "--out",
+        str(out),
+        "--labels-from-folders",
+        *extra,
+    )
+    assert result.exit_code == 0, result.output
+    clusters = json.loads((out / "clusters.json").read_text())
+    assert sum(c["size"] for c in clusters) == 18
+    assert all(c["names"] and set(c["names"]) <= set(VOCABULARY) for c in clusters if c["size"])
+    run = json.loads((out / "run.json").read_text())
+    assert run["method"] == method and run["n_items"] == 18
+
+
+def test_bad_method_parameter_is_a_one_line_error(photo_folder: Path, tmp_path: Path) -> None:
+    result = invoke(
+        "cluster",
+        str(photo_folder),
+        "--k",
+        "3",
+        "--method",
+        "laic",
+        "--param",
+        "epochs",
+        "--encoder",
+        SMALL,
+        "--out",
+        str(tmp_path / "x"),
+    )
+    assert result.exit_code == 2 and "KEY=VALUE" in result.output

@@ -24,6 +24,26 @@ def _split(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
+def parse_params(items: list[str]) -> dict:
+    """``["epochs=5", "centers=free", "lam=0.5"]`` -> typed values (int, float, bool, None or str)."""
+    params: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param {item!r} is not KEY=VALUE")
+        value: object = text
+        for convert in (int, float):
+            try:
+                value = convert(text)
+                break
+            except ValueError:
+                pass
+        if text in ("true", "false", "none"):
+            value = {"true": True, "false": False, "none": None}[text]
+        params[key.strip().replace("-", "_")] = value
+    return params
+
+
 @app.command()
 def datasets() -> None:
     """List the built-in dataset sources and whether their files are on this machine."""
@@ -93,12 +113,13 @@ def _report_skipped(skipped: list) -> None:
 def cluster_cmd(
     source: str = typer.Argument(..., help="Image folder, dataset:NAME[:split], or a feature-store directory"),
     k: int | None = typer.Option(None, "--k", help="Number of clusters (zeroshot: number of class names)"),
-    method: str = typer.Option("kmeans", help="kmeans | zeroshot"),
+    method: str = typer.Option("kmeans", help="kmeans | zeroshot | tac-notrain | tac | laic-notrain | laic | scan"),
     seed: int = typer.Option(0, help="Random seed"),
     out: str = typer.Option(..., "--out", help="Run directory to write"),
     force: bool = typer.Option(False, help="Overwrite an existing run directory"),
     encoder: str = typer.Option("offline", help="Encoder for sources not yet embedded"),
     view: str | None = typer.Option(None, help="kmeans features: visual (default when present) or joint"),
+    param: list[str] = typer.Option([], "--param", help="Method parameter KEY=VALUE (repeatable), e.g. epochs=5"),
     class_names: str | None = typer.Option(None, help="zeroshot class names, comma-separated"),
     templates: str | None = typer.Option(None, help="zeroshot prompt templates, '|'-separated, each with {}"),
     vocabulary: str | None = typer.Option(None, help="Noun file (one per line) for naming; default WordNet"),
@@ -111,7 +132,10 @@ def cluster_cmd(
     """Cluster images and write assignments.csv, clusters.json, metrics.json and run.json."""
     from semclust import workflow
 
-    options: dict = {}
+    try:
+        options: dict = parse_params(param)
+    except ValueError as err:
+        fail(str(err))
     if view:
         options["view"] = view
     if class_names:
@@ -166,29 +190,32 @@ def _print_run(run) -> None:
 
 @app.command()
 def demo(
-    out: str = typer.Option("runs/demo", help="Where the demo's run directories go"),
+    out: str = typer.Option("runs/demo", help="Where the demo's run directory goes"),
+    method: str = typer.Option("laic", help="Method to run"),
     device: str = typer.Option("cpu", help="cpu, cuda, or auto"),
 ) -> None:
-    """Embed Fashion-MNIST test (10k, cached after the first run) and cluster it."""
+    """Embed Fashion-MNIST test (10k; cached after the first run), cluster it with LAIC, name the clusters."""
     from semclust import workflow
 
-    source = "dataset:fashion-mnist:test"
+    console.print(
+        "semclust demo: Fashion-MNIST test split (10,000 images), offline encoder, "
+        f"method {method}, K=10. First run embeds the images and the WordNet nouns (cached)."
+    )
     try:
         with progress_factory() as progress:
-            for method, k in (("kmeans", 10), ("zeroshot", None)):
-                run = workflow.cluster(
-                    source,
-                    method=method,
-                    n_clusters=k,
-                    random_state=0,
-                    out=f"{out}/{method}",
-                    force=True,
-                    device=device,
-                    progress=progress,
-                )
-                _print_run(run)
+            run = workflow.cluster(
+                "dataset:fashion-mnist:test",
+                method=method,
+                n_clusters=10,
+                random_state=0,
+                out=out,
+                force=True,
+                device=device,
+                progress=progress,
+            )
     except USER_ERRORS as err:
         fail(str(err))
+    _print_run(run)
 
 
 def main() -> None:

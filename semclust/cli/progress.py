@@ -23,8 +23,13 @@ def progress_factory() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
         console=console,
     ) as progress:
 
-        def make(description: str, total: int) -> Callable[[int], None]:
+        def make(description: str, total: int) -> Callable[..., None]:
             task = progress.add_task(description, total=total)
-            return lambda n: progress.advance(task, n)
+
+            def advance(n: int, info: str | None = None) -> None:
+                # info (e.g. the current loss) is shown after the task's name
+                progress.update(task, advance=n, description=f"{description} {info}" if info else description)
+
+            return advance
 
         yield make

@@ -227,8 +227,7 @@ class HFClipEncoder(Encoder):
             for start in range(0, len(images), self.batch_size):
                 # Processors disagree on grey and RGBA input (SigLIP's keeps the channel count).
                 batch = [
-                    im if im.mode == "RGB" else im.convert("RGB")
-                    for im in images[start : start + self.batch_size]
+                    im if im.mode == "RGB" else im.convert("RGB") for im in images[start : start + self.batch_size]
                 ]
                 inputs = self._image_processor(images=batch, return_tensors="pt")
                 feats = _pooled(self._model.get_image_features(**self._to_device(inputs)))

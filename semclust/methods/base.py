@@ -27,15 +27,11 @@ def check_is_fitted(estimator: object, attributes: Sequence[str] | None = None) 
     fit, which is the convention every clusterer here follows.
     """
     if attributes is None:
-        fitted = any(
-            name.endswith("_") and not name.startswith("_") for name in vars(estimator)
-        )
+        fitted = any(name.endswith("_") and not name.startswith("_") for name in vars(estimator))
     else:
         fitted = all(hasattr(estimator, name) for name in attributes)
     if not fitted:
-        raise NotFittedError(
-            f"This {type(estimator).__name__} instance is not fitted yet; call 'fit' first."
-        )
+        raise NotFittedError(f"This {type(estimator).__name__} instance is not fitted yet; call 'fit' first.")
 
 
 def check_n_clusters(n_clusters: object, n_samples: int | None = None) -> int:
@@ -45,9 +41,7 @@ def check_n_clusters(n_clusters: object, n_samples: int | None = None) -> int:
     if n_clusters < 2:
         raise ValueError(f"n_clusters must be at least 2, got n_clusters={n_clusters}")
     if n_samples is not None and n_clusters > n_samples:
-        raise ValueError(
-            f"n_clusters={n_clusters} is larger than the number of samples n={n_samples}"
-        )
+        raise ValueError(f"n_clusters={n_clusters} is larger than the number of samples n={n_samples}")
     return int(n_clusters)
 
 
@@ -95,10 +89,7 @@ class BaseClusterer(ABC):
         valid = self._get_param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(
-                    f"invalid parameter {name!r} for {type(self).__name__}; "
-                    f"valid parameters: {valid}"
-                )
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid parameters: {valid}")
             setattr(self, name, value)
         return self
 
@@ -114,9 +105,7 @@ class BaseClusterer(ABC):
     def predict(self, X: ArrayLike) -> np.ndarray:
         """int64[m] cluster index of each row of ``X``, using what ``fit`` learned."""
 
-    def fit_predict(
-        self, X: ArrayLike, y: ArrayLike | None = None, **fit_params: Any
-    ) -> np.ndarray:
+    def fit_predict(self, X: ArrayLike, y: ArrayLike | None = None, **fit_params: Any) -> np.ndarray:
         """Fit on ``X`` and return the training labels (not a second ``predict`` pass)."""
         return self.fit(X, y=y, **fit_params).labels_
 
@@ -131,8 +120,7 @@ class BaseClusterer(ABC):
         x = as_feature_matrix(X, name="X")
         if x.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {x.shape[1]} features, but {type(self).__name__} was fitted with "
-                f"{self.n_features_in_}"
+                f"X has {x.shape[1]} features, but {type(self).__name__} was fitted with {self.n_features_in_}"
             )
         return x
 

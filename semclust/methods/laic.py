@@ -59,17 +59,17 @@ def _check_nouns(noun_embeddings: ArrayLike | None, dim: int) -> np.ndarray:
     return s
 
 
-def nearest_distinct_nouns(
-    queries: np.ndarray, nouns: np.ndarray, names: Sequence[str], top: int
-) -> list[list[int]]:
+def nearest_distinct_nouns(queries: np.ndarray, nouns: np.ndarray, names: Sequence[str], top: int) -> list[list[int]]:
     """For each query row, indices of its ``top`` most cosine-similar nouns with distinct names."""
     q, s = l2_normalize(queries), l2_normalize(nouns)
     look = min(s.shape[0], max(4 * top, top + 16))
     out: list[list[int]] = []
     for start in range(0, q.shape[0], _NAME_BLOCK):
         sims = q[start : start + _NAME_BLOCK] @ s.T
-        cand = np.argpartition(-sims, look - 1, axis=1)[:, :look] if look < s.shape[0] else np.tile(
-            np.arange(s.shape[0]), (sims.shape[0], 1)
+        cand = (
+            np.argpartition(-sims, look - 1, axis=1)[:, :look]
+            if look < s.shape[0]
+            else np.tile(np.arange(s.shape[0]), (sims.shape[0], 1))
         )
         for row, idx in zip(sims, cand):
             chosen: list[int] = []
@@ -153,15 +153,21 @@ class LAICNoTrain(BaseClusterer):
         s = l2_normalize(_check_nouns(noun_embeddings, u.shape[1]))
         n_centers = default_n_centers(u.shape[0]) if self.n_centers is None else int(self.n_centers)
         selected = select_nouns(
-            u, s, n_centers, per_center=self.nouns_per_center,
-            random_state=self.random_state, n_init=self.n_init,
+            u,
+            s,
+            n_centers,
+            per_center=self.nouns_per_center,
+            random_state=self.random_state,
+            n_init=self.n_init,
         )
         self.selected_nouns_ = selected
         self.selected_noun_embeddings_ = s[selected]
         self.relation_ = self._relation(u)
         result = spherical_kmeans(
-            relation_rows_normalized(self.relation_), n_clusters,
-            n_init=self.n_init, random_state=self.random_state,
+            relation_rows_normalized(self.relation_),
+            n_clusters,
+            n_init=self.n_init,
+            random_state=self.random_state,
         )
         self.labels_ = result.labels
         self.centers_ = result.centers
@@ -290,8 +296,13 @@ class LAIC(BaseClusterer):
 
         # 1. no-train clustering on relation rows; neighbours in that space
         base = LAICNoTrain(
-            n_clusters=k, relation=self.relation, lam=self.lam, n_centers=self.n_centers,
-            nouns_per_center=self.nouns_per_center, n_init=self.n_init, random_state=self.random_state,
+            n_clusters=k,
+            relation=self.relation,
+            lam=self.lam,
+            n_centers=self.n_centers,
+            nouns_per_center=self.nouns_per_center,
+            n_init=self.n_init,
+            random_state=self.random_state,
         ).fit(u, s)
         self.no_train_ = base
         self.initial_labels_ = base.labels_
@@ -315,8 +326,12 @@ class LAIC(BaseClusterer):
             self.neighbour_purity_ = {"before": before, "after": after, "kept_fraction": kept}
 
         # 3. initial centers named by the nearest noun to each initial cluster's centroid
-        centroids = np.stack([u[base.labels_ == c].mean(axis=0) if (base.labels_ == c).any()
-                              else np.zeros(u.shape[1], np.float32) for c in range(k)])
+        centroids = np.stack(
+            [
+                u[base.labels_ == c].mean(axis=0) if (base.labels_ == c).any() else np.zeros(u.shape[1], np.float32)
+                for c in range(k)
+            ]
+        )
         init_idx = initial_center_nouns(centroids, s, names)
         self.initial_names_ = [names[j] for j in init_idx]
 
@@ -326,8 +341,11 @@ class LAIC(BaseClusterer):
             from semclust.encoders.prompt import PromptLearner
 
             module: torch.nn.Module = PromptLearner(
-                text_tower, n_ctx=self.n_ctx, init_names=self.initial_names_,
-                ctx_init=self.ctx_init, random_state=self.random_state,
+                text_tower,
+                n_ctx=self.n_ctx,
+                init_names=self.initial_names_,
+                ctx_init=self.ctx_init,
+                random_state=self.random_state,
             )
         else:
             module = _FreeCenters(s[init_idx]).to(device)

@@ -13,7 +13,10 @@ from typing import Any
 import numpy as np
 
 from semclust.methods.kmeans import KMeansClusterer
+from semclust.methods.laic import LAIC, LAICNoTrain
 from semclust.methods.naming import name_clusters, text_space_centroids
+from semclust.methods.scan import SCANClusterer
+from semclust.methods.tac import TAC, TACNoTrain
 from semclust.methods.zeroshot import ZeroShotClusterer, build_class_embeddings
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
@@ -29,6 +32,21 @@ class FeatureSet:
     class_names: Sequence[str] | None = None
     encode_texts: Callable[[Sequence[str]], np.ndarray] | None = None
     nouns: Callable[[], tuple[list[str], np.ndarray]] | None = None
+    encoder: Callable[[], Any] | None = None
+    progress: Callable[[str, int], Callable[..., None]] | None = None
+
+    def text_tower(self) -> Any:
+        """The frozen text model that prompt learning runs through."""
+        if self.encoder is None:
+            raise ValueError("prompt-learned centers need the encoder's text tower")
+        encoder = self.encoder()
+        return getattr(encoder, "text_tower", encoder)
+
+    def epoch_callback(self, description: str, epochs: int) -> Callable[[int, float], None] | None:
+        if self.progress is None:
+            return None
+        advance = self.progress(description, epochs)
+        return lambda epoch, loss: advance(1, f"loss {loss:.4f}")
 
     def noun_vocabulary(self) -> tuple[list[str], np.ndarray]:
         """(names, L2-normalised text embeddings in the joint space), loaded on first use."""
@@ -95,9 +113,95 @@ def _zeroshot(
     )
 
 
+def _joint_and_nouns(features: FeatureSet) -> tuple[np.ndarray, list[str], np.ndarray]:
+    names, embeddings = features.noun_vocabulary()
+    return features.joint, names, embeddings
+
+
+def _image_view(features: FeatureSet, image_view: str | None) -> tuple[str, np.ndarray | None]:
+    """TAC's image modality: the visual view when the encoder has one (it keeps more class
+    information than a bridged joint space), else the joint embeddings themselves."""
+    view = image_view or ("visual" if features.visual is not None else "joint")
+    return view, (None if view == "joint" else features.view(view))
+
+
+def _tac_notrain(
+    features: FeatureSet, n_clusters: int, random_state: int, image_view: str | None = None, **options: Any
+) -> MethodResult:
+    joint, names, nouns = _joint_and_nouns(features)
+    view, image = _image_view(features, image_view)
+    estimator = TACNoTrain(n_clusters=n_clusters, random_state=random_state, **options)
+    estimator.fit(joint, nouns, noun_names=names, image_feats=image)
+    info = {"n_centers": estimator.n_centers_, "image_view": view}
+    return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
+
+
+def _tac(
+    features: FeatureSet, n_clusters: int, random_state: int, image_view: str | None = None, **options: Any
+) -> MethodResult:
+    joint, names, nouns = _joint_and_nouns(features)
+    view, image = _image_view(features, image_view)
+    estimator = TAC(n_clusters=n_clusters, random_state=random_state, **options)
+    on_epoch = features.epoch_callback("training tac", estimator.epochs)
+    estimator.fit(joint, nouns, noun_names=names, on_epoch=on_epoch, image_feats=image)
+    info = {"n_centers": estimator.n_centers_, "image_view": view, "final_loss": estimator.loss_history_[-1]}
+    return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
+
+
+def _laic_notrain(features: FeatureSet, n_clusters: int, random_state: int, **options: Any) -> MethodResult:
+    joint, names, nouns = _joint_and_nouns(features)
+    estimator = LAICNoTrain(n_clusters=n_clusters, random_state=random_state, **options)
+    estimator.fit(joint, nouns, noun_names=names)
+    return MethodResult(estimator, estimator.labels_, n_clusters, info={"n_centers": estimator.n_centers_})
+
+
+def _laic(features: FeatureSet, n_clusters: int, random_state: int, **options: Any) -> MethodResult:
+    joint, names, nouns = _joint_and_nouns(features)
+    estimator = LAIC(n_clusters=n_clusters, random_state=random_state, **options)
+    tower = features.text_tower() if estimator.centers == "prompt" else None
+    on_epoch = features.epoch_callback(f"training laic ({estimator.centers} centers)", estimator.epochs)
+    # Labels only measure neighbour purity for the report; training never reads them.
+    estimator.fit(
+        joint,
+        nouns,
+        noun_names=names,
+        visual_feats=features.visual,
+        text_tower=tower,
+        y=features.labels,
+        on_epoch=on_epoch,
+    )
+    info: dict[str, Any] = {"final_loss": estimator.loss_history_[-1], "initial_names": estimator.initial_names_}
+    if estimator.neighbour_purity_ is not None:
+        info["neighbour_purity"] = estimator.neighbour_purity_
+    return MethodResult(estimator, estimator.labels_, n_clusters, cluster_names=estimator.cluster_nouns_, info=info)
+
+
+def _scan(
+    features: FeatureSet, n_clusters: int, random_state: int, view: str | None = None, **options: Any
+) -> MethodResult:
+    # Image-only, like k-means: neighbours are mined where the image features keep most class information.
+    view = view or ("visual" if features.visual is not None else "joint")
+    estimator = SCANClusterer(n_clusters=n_clusters, random_state=random_state, **options)
+    on_epoch = features.epoch_callback(
+        "training scan heads", estimator.epochs + (estimator.self_label_epochs if estimator.self_label else 0)
+    )
+    estimator.fit(features.view(view), on_epoch=on_epoch)
+    info = {
+        "view": view,
+        "best_head": int(estimator.best_head_),
+        "head_losses": list(map(float, estimator.head_losses_)),
+    }
+    return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
+
+
 METHODS: dict[str, Callable[..., MethodResult]] = {
     "kmeans": _kmeans,
     "zeroshot": _zeroshot,
+    "tac-notrain": _tac_notrain,
+    "tac": _tac,
+    "laic-notrain": _laic_notrain,
+    "laic": _laic,
+    "scan": _scan,
 }
 
 
@@ -115,7 +219,13 @@ def run_method(
         raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
     if name != "zeroshot" and n_clusters is None:
         raise ValueError(f"method {name} needs the number of clusters (--k)")
-    result = METHODS[name](features, n_clusters, random_state, **options)
+    try:
+        result = METHODS[name](features, n_clusters, random_state, **options)
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
+            raise
+        bad = str(err).split("argument")[-1].strip()
+        raise ValueError(f"method {name} has no parameter {bad}") from None
     if result.cluster_names is None and name_clusters_with_nouns and features.nouns is not None:
         result.cluster_names = name_by_centroids(features, result.labels, result.n_clusters)
     return result

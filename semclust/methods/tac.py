@@ -55,6 +55,24 @@ def _check_names(noun_names: Sequence[str] | None, m: int) -> list[str] | None:
     return names
 
 
+def _image_side(x: np.ndarray, image_feats: ArrayLike | None, expected_dim: int | None = None) -> np.ndarray:
+    """The image modality: ``x`` itself, or a separate view of the same rows.
+
+    An encoder reached through a bridge (the offline one) keeps much more class information
+    in its raw visual features than in the joint space (RESEARCH.md section 8), so TAC's
+    image half and image head may use them while the text side stays in the joint space.
+    """
+    image = x if image_feats is None else as_feature_matrix(image_feats, name="image_feats")
+    if image.shape[0] != x.shape[0]:
+        raise ValueError(f"image_feats has {image.shape[0]} rows for {x.shape[0]} joint embeddings")
+    if expected_dim is not None and image.shape[1] != expected_dim:
+        raise ValueError(
+            f"image features have {image.shape[1]} dims but the model was fitted on {expected_dim}; "
+            "pass the same image_feats view used in fit"
+        )
+    return l2_normalize(image)
+
+
 class _TextSide:
     """Shared noun selection / counterpart logic of both TAC variants."""
 
@@ -86,9 +104,7 @@ class _TextSide:
         x = self._validate_predict_input(X)  # type: ignore[attr-defined]
         return text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
 
-    def _set_names(
-        self, t: np.ndarray, labels: np.ndarray, k: int, names: list[str] | None
-    ) -> None:
+    def _set_names(self, t: np.ndarray, labels: np.ndarray, k: int, names: list[str] | None) -> None:
         """Name clusters from the mean text counterpart, using the kept nouns.
 
         *Interpretation*: names are ranked among the selected nouns only (those the text
@@ -100,9 +116,7 @@ class _TextSide:
             self.cluster_names_ = None
             return
         kept = [names[j] for j in self.selected_nouns_]
-        self.cluster_nouns_ = name_clusters(
-            self.text_centers_, self.selected_noun_embeddings_, kept, top=5
-        )
+        self.cluster_nouns_ = name_clusters(self.text_centers_, self.selected_noun_embeddings_, kept, top=5)
         self.cluster_names_ = [nouns[0] if nouns else "" for nouns in self.cluster_nouns_]
 
 
@@ -149,13 +163,16 @@ class TACNoTrain(_TextSide, BaseClusterer):
         y: ArrayLike | None = None,
         *,
         noun_names: Sequence[str] | None = None,
+        image_feats: ArrayLike | None = None,
     ) -> TACNoTrain:
         x = self._validate_fit_input(X)
         k = check_n_clusters(self.n_clusters, x.shape[0])
         s = _check_nouns(x, noun_embeddings)
         names = _check_names(noun_names, s.shape[0])
         t = self._fit_text_side(x, s)
-        joint = np.concatenate([l2_normalize(x), l2_normalize(t)], axis=1)
+        image = _image_side(x, image_feats)
+        self.image_dim_ = image.shape[1]
+        joint = np.concatenate([image, l2_normalize(t)], axis=1)
         result = spherical_kmeans(joint, k, n_init=self.n_init, random_state=self.random_state)
         self.labels_ = result.labels
         self.centers_ = result.centers
@@ -163,10 +180,11 @@ class TACNoTrain(_TextSide, BaseClusterer):
         self._set_names(t, result.labels, k, names)
         return self
 
-    def predict(self, X: ArrayLike) -> np.ndarray:
+    def predict(self, X: ArrayLike, image_feats: ArrayLike | None = None) -> np.ndarray:
+        """``image_feats`` must be given when ``fit`` had them (the same view, new rows)."""
         x = self._validate_predict_input(X)
         t = text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
-        joint = np.concatenate([l2_normalize(x), t], axis=1)
+        joint = np.concatenate([_image_side(x, image_feats, self.image_dim_), t], axis=1)
         labels, _ = assign_to_centers(joint, self.centers_, spherical=True)
         return labels
 
@@ -316,6 +334,7 @@ class TAC(_TextSide, BaseClusterer):
         *,
         noun_names: Sequence[str] | None = None,
         on_epoch: Callable[[int, float], object] | None = None,
+        image_feats: ArrayLike | None = None,
     ) -> TAC:
         x = self._validate_fit_input(X, min_samples=2)
         k = check_n_clusters(self.n_clusters, x.shape[0])
@@ -325,9 +344,7 @@ class TAC(_TextSide, BaseClusterer):
         batch_size = min(check_positive_int(self.batch_size, "batch_size"), x.shape[0])
         n_nb = min(check_positive_int(self.n_neighbours, "n_neighbours"), x.shape[0] - 1)
         hidden = check_positive_int(self.hidden_dim, "hidden_dim")
-        if isinstance(self.random_state, bool) or not isinstance(
-            self.random_state, (int, np.integer)
-        ):
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, (int, np.integer)):
             raise TypeError(f"random_state must be an integer, got {self.random_state!r}")
         for name in ("lr", "tau"):
             value = getattr(self, name)
@@ -335,7 +352,8 @@ class TAC(_TextSide, BaseClusterer):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         device = torch.device(self.device)
 
-        u = l2_normalize(x)
+        u = _image_side(x, image_feats)
+        self.image_dim_ = u.shape[1]
         t = self._fit_text_side(x, s)
         nb_img, _ = knn(u, n_nb)
         nb_txt, _ = knn(t, n_nb)
@@ -421,19 +439,20 @@ class TAC(_TextSide, BaseClusterer):
         return self.image_head_(torch.from_numpy(l2_normalize(u))).numpy()
 
     @torch.no_grad()
-    def predict_proba(self, X: ArrayLike, head: str = "image") -> np.ndarray:
+    def predict_proba(self, X: ArrayLike, head: str = "image", image_feats: ArrayLike | None = None) -> np.ndarray:
         """float32[n, K] soft assignments from the ``"image"`` head (TAC's evaluation), the
-        ``"text"`` head (on counterparts retrieved from the kept nouns) or their ``"mean"``."""
+        ``"text"`` head (on counterparts retrieved from the kept nouns) or their ``"mean"``.
+        ``image_feats`` must be given when ``fit`` had them."""
         x = self._validate_predict_input(X)
         if head not in ("image", "text", "mean"):
             raise ValueError(f"head must be 'image', 'text' or 'mean', got {head!r}")
-        p_img = self._image_probs(x)
+        p_img = self._image_probs(_image_side(x, image_feats, self.image_dim_))
         if head == "image":
             return p_img
         t = text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
         p_txt = self.text_head_(torch.from_numpy(t)).numpy()
         return p_txt if head == "text" else (p_img + p_txt) / 2
 
-    def predict(self, X: ArrayLike) -> np.ndarray:
+    def predict(self, X: ArrayLike, image_feats: ArrayLike | None = None) -> np.ndarray:
         """Image-head argmax, as TAC evaluates (the text head is not needed)."""
-        return self.predict_proba(X).argmax(axis=1).astype(np.int64)
+        return self.predict_proba(X, image_feats=image_feats).argmax(axis=1).astype(np.int64)

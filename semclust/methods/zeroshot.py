@@ -35,9 +35,7 @@ def build_class_embeddings(
     texts = [template.replace("{}", name) for name in class_names for template in templates]
     encoded = as_feature_matrix(encode_texts(texts), name="encode_texts output")
     if encoded.shape[0] != len(texts):
-        raise ValueError(
-            f"encode_texts returned {encoded.shape[0]} embeddings for {len(texts)} texts"
-        )
+        raise ValueError(f"encode_texts returned {encoded.shape[0]} embeddings for {len(texts)} texts")
     per_template = l2_normalize(encoded).reshape(len(class_names), len(templates), -1)
     return l2_normalize(per_template.mean(axis=1))
 
@@ -70,21 +68,15 @@ class ZeroShotClusterer(BaseClusterer):
         x = self._validate_fit_input(X)
         source = class_embeddings if class_embeddings is not None else self.class_embeddings
         if source is None:
-            raise ValueError(
-                "ZeroShotClusterer needs class_embeddings, passed to the constructor or to fit"
-            )
+            raise ValueError("ZeroShotClusterer needs class_embeddings, passed to the constructor or to fit")
         centers = l2_normalize(as_feature_matrix(source, name="class_embeddings"))
         if centers.shape[1] != x.shape[1]:
-            raise ValueError(
-                f"class_embeddings have dimension {centers.shape[1]} but X has {x.shape[1]}"
-            )
+            raise ValueError(f"class_embeddings have dimension {centers.shape[1]} but X has {x.shape[1]}")
         names = None
         if self.class_names is not None:
             names = [str(name) for name in self.class_names]
             if len(names) != centers.shape[0]:
-                raise ValueError(
-                    f"class_names has {len(names)} entries for {centers.shape[0]} class embeddings"
-                )
+                raise ValueError(f"class_names has {len(names)} entries for {centers.shape[0]} class embeddings")
         self.centers_ = centers
         self.n_clusters_ = centers.shape[0]
         self.n_features_in_ = x.shape[1]

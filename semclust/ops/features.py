@@ -13,9 +13,7 @@ def as_feature_matrix(x: ArrayLike, *, name: str = "features") -> np.ndarray:
     is caught here with a message naming the argument and the offending value.
     """
     array = np.asarray(x)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
-    ):
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise ValueError(f"{name} must be a numeric array, got dtype {array.dtype}")
     if array.ndim != 2:
         raise ValueError(f"{name} must be 2-D [n, d], got shape {array.shape}")
@@ -25,9 +23,7 @@ def as_feature_matrix(x: ArrayLike, *, name: str = "features") -> np.ndarray:
     finite = np.isfinite(array)
     if not finite.all():
         row, col = np.argwhere(~finite)[0]
-        raise ValueError(
-            f"{name} must be finite, got {array[row, col]} at row {row}, column {col}"
-        )
+        raise ValueError(f"{name} must be finite, got {array[row, col]} at row {row}, column {col}")
     return array
 
 

@@ -89,9 +89,7 @@ def spherical_kmeans(
     max_iter = check_positive_int(max_iter, "max_iter")
     if max_points_per_centroid is None:
         max_points_per_centroid = math.ceil(n / k) + 1
-    max_points_per_centroid = check_positive_int(
-        max_points_per_centroid, "max_points_per_centroid"
-    )
+    max_points_per_centroid = check_positive_int(max_points_per_centroid, "max_points_per_centroid")
     if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
         raise TypeError(f"random_state must be an integer, got {random_state!r}")
     if spherical:

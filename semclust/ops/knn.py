@@ -39,9 +39,7 @@ def knn(
     else:
         query_matrix = l2_normalize(as_feature_matrix(queries, name="queries"))
         if query_matrix.shape[1] != dim:
-            raise ValueError(
-                f"queries have dimension {query_matrix.shape[1]} but features have {dim}"
-            )
+            raise ValueError(f"queries have dimension {query_matrix.shape[1]} but features have {dim}")
     drop_self = self_search and exclude_self
     k = check_positive_int(k, "k")
     max_k = n - 1 if drop_self else n
@@ -66,9 +64,7 @@ def knn(
     return indices, similarities
 
 
-def _drop_own_index(
-    idx: np.ndarray, sims: np.ndarray, own: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _drop_own_index(idx: np.ndarray, sims: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Remove each row's own index from ``k + 1`` results, leaving ``k``.
 
     Exact duplicates tie with the query itself, so faiss may rank a duplicate first and the

@@ -1,0 +1,433 @@
+"""SCAN: clustering heads trained on mined nearest neighbours, on frozen features.
+
+Van Gansbeke et al., "SCAN: Learning to Classify Images without Labels", ECCV 2020
+(RESEARCH.md section 3). SCAN pretrains a backbone with SimCLR, mines nearest neighbours in
+its embedding space and fine-tunes backbone + clustering heads. Here the backbone is frozen:
+the input ``X`` already holds image features (e.g. raw visual features), and only the heads
+are trained.
+
+Per head, on a batch of anchors ``i`` with one mined neighbour ``j`` drawn per anchor:
+
+    loss = -mean_i log <p_i, p_j>  -  entropy_weight * H(mean_i p_i)
+
+``n_heads`` heads with independent initial weights see the same batches and are trained
+jointly (the sum of their losses, as SCAN). After training each head's loss is evaluated on
+the whole data in eval mode (consistency over every mined pair, entropy of the mean
+prediction over all rows) and the head with the lowest loss is kept: SCAN's unsupervised
+model selection, which never reads labels. An optional self-labelling stage then fine-tunes
+that head with cross-entropy on its own confident predictions.
+
+Defaults and *interpretations* (not pinned down for frozen features by the paper):
+
+- ``lr=1e-3`` (Adam, no weight decay): SCAN used Adam 1e-4 (weight decay 1e-4) to fine-tune
+  a whole backbone; a linear or small MLP head on fixed features moves far less per step,
+  and 1e-3 is what TAC and LAIC use for heads on frozen features;
+- ``n_heads=5``, ``n_neighbours=20``, ``entropy_weight=5.0``, ``batch_size=256``: SCAN's
+  CIFAR configuration (SCAN's entropy weight is 5 for CIFAR/STL, the SIC value too);
+- ``epochs=30``: heads on fixed features converge in tens of epochs (SCAN's 100-epoch
+  schedule includes the backbone);
+- ``hidden_dim=None`` is SCAN's head, one linear layer; an int gives
+  Linear - BatchNorm1d - ReLU - Linear, as TAC's heads;
+- inputs are L2-normalised, neighbours are exact cosine kNN (:func:`semclust.ops.knn.knn`);
+  ``n_neighbours`` is reduced to ``n - 1`` on small inputs;
+- anchors and their neighbours go through each head in one forward pass, so BatchNorm
+  sees both; batches of fewer than 2 rows are skipped (BatchNorm needs two);
+- head selection uses ``entropy_weight`` in the selection loss, i.e. exactly the training
+  objective evaluated on all data. (SCAN's released ``scan_evaluate`` adds the entropy with
+  weight 1; for ``entropy_weight=1`` the two coincide.)
+- self-labelling (``self_label=True``): SCAN feeds a weakly augmented view to pick targets
+  and trains on a strongly augmented view. Frozen features have no augmentations, so one
+  forward pass gives both: rows of the batch whose (detached) max probability exceeds
+  ``self_label_threshold`` are trained with cross-entropy towards their own argmax. Class
+  balancing follows SCAN's ``ConfidenceBasedCE``: within a batch, class ``c`` among the
+  confident rows gets weight ``n_confident / count_c`` and the weighted mean is taken, so
+  every class present contributes equally. Batches with no confident row are skipped. The
+  same ``lr`` is used; ``head_losses_``/``best_head_`` describe the selection before it.
+  A linear head on frozen features is often less sharp than SCAN's fine-tuned network, so
+  at the 0.99 threshold few or no rows may qualify; ``self_label_confident_`` reports the
+  fraction, and a RuntimeWarning is raised when none ever does (the head is then unchanged).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from torch import nn
+
+from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
+from semclust.methods.naming import text_space_centroids
+from semclust.ops.features import check_positive_int, l2_normalize
+from semclust.ops.knn import knn
+
+_EPS = 1e-8
+_EVAL_BLOCK = 4096  # rows per block when evaluating a head or pair agreement on all data
+
+
+def make_scan_head(dim: int, n_clusters: int, hidden_dim: int | None = None) -> nn.Module:
+    """A clustering head giving logits ``[B, K]``: linear, or Linear-BN-ReLU-Linear."""
+    if hidden_dim is None:
+        return nn.Linear(dim, n_clusters)
+    return nn.Sequential(
+        nn.Linear(dim, hidden_dim),
+        nn.BatchNorm1d(hidden_dim),
+        nn.ReLU(),
+        nn.Linear(hidden_dim, n_clusters),
+    )
+
+
+def _entropy(p_mean: torch.Tensor) -> torch.Tensor:
+    return -(p_mean * torch.log(p_mean.clamp_min(_EPS))).sum()
+
+
+def scan_loss(
+    p_anchor: torch.Tensor, p_neighbour: torch.Tensor, entropy_weight: float = 5.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SCAN's loss on one batch of softmax outputs ``[B, K]``: ``(total, consistency, entropy)``.
+
+    consistency = ``-mean_i log <p_anchor_i, p_neighbour_i>`` (argument clamped at 1e-8);
+    entropy = ``H(mean_i p_anchor_i)`` (anchors only, as SCAN); total = consistency -
+    entropy_weight * entropy.
+    """
+    agree = (p_anchor * p_neighbour).sum(dim=1).clamp_min(_EPS)
+    consistency = -torch.log(agree).mean()
+    entropy = _entropy(p_anchor.mean(dim=0))
+    return consistency - entropy_weight * entropy, consistency, entropy
+
+
+def selection_loss(
+    probs: np.ndarray, neighbours: np.ndarray, entropy_weight: float = 5.0
+) -> tuple[float, float, float]:
+    """A head's loss on all data: ``(total, consistency, entropy)``.
+
+    ``probs`` float[n, K] are the head's predictions on every row, ``neighbours`` int[n, k]
+    the mined neighbours. consistency = mean over all ``n * k`` pairs of
+    ``-log <p_i, p_j>``; entropy = ``H(mean_i p_i)``; total = consistency -
+    entropy_weight * entropy.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    nb = np.asarray(neighbours)
+    total_log = 0.0
+    for start in range(0, p.shape[0], _EVAL_BLOCK):
+        stop = min(start + _EVAL_BLOCK, p.shape[0])
+        agree = np.einsum("ik,ijk->ij", p[start:stop], p[nb[start:stop]])
+        total_log += float(np.log(np.maximum(agree, _EPS)).sum())
+    consistency = -total_log / nb.size
+    p_mean = p.mean(axis=0)
+    entropy = float(-(p_mean * np.log(np.maximum(p_mean, _EPS))).sum())
+    return consistency - entropy_weight * entropy, consistency, entropy
+
+
+def _softmax_np(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@torch.no_grad()
+def _head_logits(head: nn.Module, u: np.ndarray, device: torch.device) -> np.ndarray:
+    was_training = head.training
+    head.eval()
+    out = [
+        head(torch.from_numpy(u[s : s + _EVAL_BLOCK]).to(device)).float().cpu().numpy()
+        for s in range(0, u.shape[0], _EVAL_BLOCK)
+    ]
+    head.train(was_training)
+    return np.concatenate(out, axis=0)
+
+
+class SCANClusterer(BaseClusterer):
+    """SCAN clustering heads on frozen image features (see the module docstring).
+
+    ``fit(X, y=None, on_epoch=None)``: ``X`` float[n, d] image features (L2-normalised
+    internally); ``y`` is ignored (never used, not even for head selection).
+    ``on_epoch(epoch, mean_loss)`` is called after every epoch, 1-based, numbering on
+    through the self-labelling epochs (``epochs + 1 ...``) when ``self_label`` is set.
+
+    Everything random (initial weights, shuffling, neighbour draws) comes from
+    ``random_state``; on CPU the same seed gives identical results, and the global torch
+    RNG state is restored afterwards. ``torch_threads`` sets torch's thread count during
+    training only (restored afterwards; ``None`` leaves it alone); the default 1 avoids
+    OpenMP slowdowns on busy machines for these tiny steps. ``device`` is any torch device
+    string.
+
+    Learned: ``labels_`` (int64[n], argmax of the kept head), ``probabilities_``
+    (float32[n, K] of the kept head, after self-labelling if any), ``best_head_`` (index of
+    the kept head), ``head_losses_`` (float64[n_heads], selection loss per head),
+    ``head_consistency_``/``head_entropy_`` (its two parts), ``loss_history_`` (per epoch,
+    the mean over steps of the mean loss over heads), ``head_loss_history_``
+    (float64[epochs, n_heads]), ``heads_`` (all trained heads, CPU, eval mode), ``head_``
+    (the kept head, fine-tuned when self-labelling), ``neighbours_`` (int64[n, k]),
+    ``centers_`` (float32[K, d], normalised mean input per cluster; zero row if empty),
+    ``n_features_in_``, ``cluster_names_ = None``; with ``self_label``:
+    ``self_label_history_`` (mean CE per epoch over steps that had confident rows) and
+    ``self_label_confident_`` (fraction of rows above the threshold per epoch, measured on
+    the batches as trained).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        n_heads: int = 5,
+        n_neighbours: int = 20,
+        entropy_weight: float = 5.0,
+        epochs: int = 30,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        hidden_dim: int | None = None,
+        self_label: bool = False,
+        self_label_threshold: float = 0.99,
+        self_label_epochs: int = 10,
+        device: str = "cpu",
+        torch_threads: int | None = 1,
+        random_state: int = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_heads = n_heads
+        self.n_neighbours = n_neighbours
+        self.entropy_weight = entropy_weight
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.hidden_dim = hidden_dim
+        self.self_label = self_label
+        self.self_label_threshold = self_label_threshold
+        self.self_label_epochs = self_label_epochs
+        self.device = device
+        self.torch_threads = torch_threads
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_params(self, n: int) -> dict[str, object]:
+        k = check_n_clusters(self.n_clusters, n)
+        n_heads = check_positive_int(self.n_heads, "n_heads")
+        n_nb = min(check_positive_int(self.n_neighbours, "n_neighbours"), n - 1)
+        epochs = check_positive_int(self.epochs, "epochs")
+        batch_size = check_positive_int(self.batch_size, "batch_size")
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2, got batch_size={batch_size}")
+        batch_size = min(batch_size, n)
+        hidden = None if self.hidden_dim is None else check_positive_int(self.hidden_dim, "hidden_dim")
+        sl_epochs = check_positive_int(self.self_label_epochs, "self_label_epochs")
+        for name in ("lr",):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not np.isfinite(self.entropy_weight) or self.entropy_weight < 0:
+            raise ValueError(f"entropy_weight must be a finite number >= 0, got {self.entropy_weight!r}")
+        if not (0.0 <= float(self.self_label_threshold) < 1.0):
+            raise ValueError(f"self_label_threshold must lie in [0, 1), got {self.self_label_threshold!r}")
+        if self.torch_threads is not None:
+            check_positive_int(self.torch_threads, "torch_threads")
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, (int, np.integer)):
+            raise TypeError(f"random_state must be an integer, got {self.random_state!r}")
+        return {
+            "k": k,
+            "n_heads": n_heads,
+            "n_nb": n_nb,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "hidden": hidden,
+            "sl_epochs": sl_epochs,
+        }
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike | None = None,
+        on_epoch: Callable[[int, float], object] | None = None,
+    ) -> SCANClusterer:
+        x = self._validate_fit_input(X, min_samples=2)
+        p = self._check_params(x.shape[0])
+        k, hidden = int(p["k"]), p["hidden"]
+        device = torch.device(self.device)
+        u = l2_normalize(x)
+        neigh, _ = knn(u, int(p["n_nb"]))
+
+        fork_devices = [device.index or 0] if device.type == "cuda" else []
+        threads = torch.get_num_threads()
+        if self.torch_threads is not None:
+            torch.set_num_threads(int(self.torch_threads))
+        try:
+            with torch.random.fork_rng(devices=fork_devices):
+                torch.manual_seed(int(self.random_state))
+                gen = torch.Generator().manual_seed(int(self.random_state))
+                heads = nn.ModuleList([make_scan_head(u.shape[1], k, hidden) for _ in range(int(p["n_heads"]))]).to(
+                    device
+                )
+                per_head = self._train(heads, u, neigh, int(p["epochs"]), int(p["batch_size"]), device, gen, on_epoch)
+                losses = [
+                    selection_loss(_softmax_np(_head_logits(h, u, device)), neigh, self.entropy_weight) for h in heads
+                ]
+                best = int(np.argmin([loss[0] for loss in losses]))
+                head = copy.deepcopy(heads[best])
+                if self.self_label:
+                    sl_hist, sl_conf = self._self_label(
+                        head,
+                        u,
+                        int(p["sl_epochs"]),
+                        int(p["batch_size"]),
+                        device,
+                        gen,
+                        int(p["epochs"]),
+                        on_epoch,
+                    )
+                    if not any(sl_conf):
+                        warnings.warn(
+                            f"self-labelling found no prediction above self_label_threshold="
+                            f"{self.self_label_threshold}; the selected head is unchanged",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                    self.self_label_history_ = sl_hist
+                    self.self_label_confident_ = sl_conf
+        finally:
+            torch.set_num_threads(threads)
+
+        self.heads_ = heads.cpu().eval()
+        self.head_ = head.cpu().eval()
+        self.head_losses_ = np.array([loss[0] for loss in losses], dtype=np.float64)
+        self.head_consistency_ = np.array([loss[1] for loss in losses], dtype=np.float64)
+        self.head_entropy_ = np.array([loss[2] for loss in losses], dtype=np.float64)
+        self.best_head_ = best
+        self.head_loss_history_ = np.asarray(per_head, dtype=np.float64).reshape(-1, len(heads))
+        self.loss_history_ = [float(v) for v in self.head_loss_history_.mean(axis=1)]
+        self.neighbours_ = neigh
+        self.n_neighbours_ = int(p["n_nb"])
+        self.n_features_in_ = x.shape[1]
+        # same code path as predict_proba, so predict(X_train) reproduces labels_ exactly
+        self.probabilities_ = self._proba(x)
+        self.labels_ = self.probabilities_.argmax(axis=1).astype(np.int64)
+        self.centers_ = text_space_centroids(u, self.labels_, k)
+        self.cluster_names_ = None
+        return self
+
+    def _batches(self, n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+        order = torch.randperm(n, generator=gen)
+        return [b for b in torch.split(order, batch_size) if len(b) >= 2]
+
+    def _train(
+        self,
+        heads: nn.ModuleList,
+        u: np.ndarray,
+        neigh: np.ndarray,
+        epochs: int,
+        batch_size: int,
+        device: torch.device,
+        gen: torch.Generator,
+        on_epoch: Callable[[int, float], object] | None,
+    ) -> list[list[float]]:
+        optimizer = torch.optim.Adam(heads.parameters(), lr=self.lr)
+        u_t = torch.from_numpy(u).to(device)
+        nb_t = torch.from_numpy(neigh)
+        n, n_nb = neigh.shape
+        history: list[list[float]] = []
+        heads.train()
+        for epoch in range(1, epochs + 1):
+            sums = np.zeros(len(heads))
+            steps = 0
+            for anchors in self._batches(n, batch_size, gen):
+                pick = torch.randint(0, n_nb, (len(anchors),), generator=gen)
+                j = nb_t[anchors, pick]
+                batch = u_t[torch.cat([anchors, j]).to(device)]
+                b = len(anchors)
+                losses = []
+                for head in heads:
+                    prob = torch.softmax(head(batch), dim=1)
+                    total, _, _ = scan_loss(prob[:b], prob[b:], self.entropy_weight)
+                    losses.append(total)
+                loss = torch.stack(losses).sum()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                sums += np.array([float(v.detach()) for v in losses])
+                steps += 1
+            means = (sums / max(steps, 1)).tolist()
+            history.append(means)
+            if on_epoch is not None:
+                on_epoch(epoch, float(np.mean(means)))
+        heads.eval()
+        return history
+
+    def _self_label(
+        self,
+        head: nn.Module,
+        u: np.ndarray,
+        epochs: int,
+        batch_size: int,
+        device: torch.device,
+        gen: torch.Generator,
+        epoch_offset: int,
+        on_epoch: Callable[[int, float], object] | None,
+    ) -> tuple[list[float], list[float]]:
+        optimizer = torch.optim.Adam(head.parameters(), lr=self.lr)
+        u_t = torch.from_numpy(u).to(device)
+        threshold = float(self.self_label_threshold)
+        history: list[float] = []
+        confident: list[float] = []
+        head.train()
+        for epoch in range(1, epochs + 1):
+            total, steps, n_conf, n_seen = 0.0, 0, 0, 0
+            for anchors in self._batches(u.shape[0], batch_size, gen):
+                logits = head(u_t[anchors.to(device)])
+                loss, count = self_label_loss(logits, threshold)
+                n_conf += count
+                n_seen += len(anchors)
+                if loss is None:
+                    continue
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+                steps += 1
+            history.append(total / steps if steps else float("nan"))
+            confident.append(n_conf / max(n_seen, 1))
+            if on_epoch is not None:
+                on_epoch(epoch_offset + epoch, history[-1])
+        head.eval()
+        return history, confident
+
+    # ------------------------------------------------------------------ predict
+
+    def _proba(self, u: np.ndarray) -> np.ndarray:
+        return _softmax_np(_head_logits(self.head_, l2_normalize(u), torch.device("cpu")))
+
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        """float32[m, K]: the kept head's softmax on L2-normalised ``X`` (eval mode)."""
+        check_is_fitted(self, ("head_",))
+        return self._proba(self._validate_predict_input(X))
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """int64[m]: argmax of :meth:`predict_proba`."""
+        return self.predict_proba(X).argmax(axis=1).astype(np.int64)
+
+
+def self_label_loss(logits: torch.Tensor, threshold: float) -> tuple[torch.Tensor | None, int]:
+    """SCAN's confidence-based, class-balanced cross-entropy on one batch of logits [B, K].
+
+    Targets are the argmax of the detached softmax; only rows whose max probability exceeds
+    ``threshold`` count. Class ``c`` gets weight ``n_confident / count_c`` (classes absent
+    among the confident rows: weight 1, unused) and the weighted mean is taken, as
+    ``torch.nn.functional.cross_entropy(weight=...)`` does. Returns ``(loss, n_confident)``;
+    ``loss`` is None when no row is confident.
+    """
+    with torch.no_grad():
+        prob = torch.softmax(logits.detach(), dim=1)
+        max_prob, target = prob.max(dim=1)
+        mask = max_prob > threshold
+    n_conf = int(mask.sum())
+    if n_conf == 0:
+        return None, 0
+    tgt = target[mask]
+    idx, counts = torch.unique(tgt, return_counts=True)
+    weight = torch.ones(logits.shape[1], dtype=logits.dtype, device=logits.device)
+    weight[idx] = n_conf / counts.to(logits.dtype)
+    loss = nn.functional.cross_entropy(logits[mask], tgt, weight=weight)
+    return loss, n_conf
