@@ -14,7 +14,7 @@ from semclust.encoders.registry import encoder_from_config, get_encoder
 
 @pytest.fixture(scope="module")
 def encoder() -> OfflineEncoder:
-    return OfflineEncoder(image_size=64, top_t=5, batch_size=3)
+    return OfflineEncoder(image_size=64, top_t=5, batch_size=3, bridge="conse", class_text="name")
 
 
 @pytest.fixture(scope="module")

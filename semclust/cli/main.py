@@ -7,17 +7,13 @@ import sys
 
 import typer
 
+from semclust.cli.encoders_cmd import encoders_app
+from semclust.cli.errors import USER_ERRORS, fail
 from semclust.cli.progress import console, progress_factory
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cluster unlabelled images and name the clusters.")
 
-# Errors users cause (bad paths, names, values) print one line and exit 2; anything else is a bug.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError)
-
-
-def fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
-    raise typer.Exit(2)
+app.add_typer(encoders_app, name="encoders", help="Inspect and evaluate encoders.")
 
 
 def _split(text: str | None) -> list[str] | None:

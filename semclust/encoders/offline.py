@@ -27,12 +27,13 @@ from semclust.encoders.imagenet import imagenet_class_names, imagenet_synset_ids
 from semclust.encoders.minilm import MiniLMTextTower
 from semclust.encoders.preprocess import Preprocessing, images_to_tensor
 
-# Chosen by measurement on training splits (benchmarks/offline_defaults.py, see RESULTS.md).
+# Chosen by measurement on training splits (see benchmarks/RESULTS.md): image size, top-T and
+# class template by benchmarks/offline_defaults.py; bridge and class texts by benchmarks/bridge.py.
 DEFAULT_IMAGE_SIZE = 128
 DEFAULT_TOP_T = 20
 DEFAULT_CLASS_TEMPLATE = "{}"
-DEFAULT_BRIDGE = "conse"
-DEFAULT_CLASS_TEXT = "name"
+DEFAULT_BRIDGE = "procrustes"
+DEFAULT_CLASS_TEXT = "gloss"
 DEFAULT_BRIDGE_LAMBDA = 1.0
 DEFAULT_BRIDGE_ALPHA = 0.5
 CLASS_TEXTS = ("name", "gloss", "hypernym")
