@@ -87,6 +87,72 @@ def defaults_section(records: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def bridge_section(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    from bridge import choose  # noqa: PLC0415 - only needed when the results exist
+
+    variants = list(dict.fromkeys(r["variant"] for r in records))
+    best, score = choose(records, [r["options"] for r in records if r["dataset"] == records[0]["dataset"]])
+    lines = [
+        "## Offline bridge variants, chosen on training data (`benchmarks/bridge.py`)",
+        "",
+        "Fashion-MNIST *train* (seeded 2,000-image subset) and digits, image size 128. Rule (fixed before "
+        "measuring): highest mean of (joint kNN-10 purity + zero-shot ACC) / 2 over both sets.",
+        f"Chosen: **{best}** (score {score:.4f}); it is the default `offline` encoder.",
+        "",
+        "| variant | dataset | kNN-10 purity visual | kNN-10 purity joint | zero-shot ACC | k-means ACC joint |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in variants:
+        for r in (r for r in records if r["variant"] == variant):
+            lines.append(
+                f"| {variant} | {r['dataset']} | {r['knn10_purity_visual']:.3f} | {r['knn10_purity_joint']:.3f} | "
+                f"{r['zeroshot_acc']:.3f} | {r['acc']:.3f} |"
+            )
+    return lines + [""]
+
+
+def language_section(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    lines = ["## Language-assisted clustering (`benchmarks/language.py`)", ""]
+    for encoder in dict.fromkeys(r["encoder"] for r in records):
+        rows_e = [r for r in records if r["encoder"] == encoder]
+        options = next(r["encoder_options"] for r in rows_e)
+        lines += [f"Encoder `{encoder}` {options}.", ""]
+        for dataset in dict.fromkeys(r["dataset"] for r in rows_e):
+            rows_d = [r for r in rows_e if r["dataset"] == dataset]
+            purity = {r["method"]: r["purity"] for r in rows_d if r["method"].startswith("knn10-purity")}
+            lines += [
+                f"### {dataset}",
+                "",
+                "kNN-10 purity: " + ", ".join(f"{m.removeprefix('knn10-purity-')} {v:.3f}" for m, v in purity.items()),
+                "",
+                "| method | seeds | ACC | NMI | ARI | wall s (mean) | LAIC neighbour purity before → after (kept) |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            methods = [m for m in dict.fromkeys(r["method"] for r in rows_d) if not m.startswith("knn10-purity")]
+            for method in methods:
+                rows = [r for r in rows_d if r["method"] == method]
+                cells = [mean_std([r[m] for r in rows]) for m in ("acc", "nmi", "ari")]
+                np_rows = [r["neighbour_purity"] for r in rows if r.get("neighbour_purity")]
+                purity_cell = (
+                    f"{np.mean([p['before'] for p in np_rows]):.3f} → {np.mean([p['after'] for p in np_rows]):.3f} "
+                    f"({np.mean([p['kept_fraction'] for p in np_rows]):.2f})"
+                    if np_rows
+                    else ""
+                )
+                wall = np.mean([r["wall_s"] for r in rows])
+                lines.append(f"| {method} | {len(rows)} | {' | '.join(cells)} | {wall:.1f} | {purity_cell} |")
+            names = next((r.get("names") for r in rows_d if r["method"] == "laic" and r.get("names")), None)
+            if names:
+                lines += ["", "Cluster names from `laic` (seed 0):", ""]
+                lines += [f"- cluster {k}: {', '.join(n)}" for k, n in enumerate(names)]
+            lines.append("")
+    return lines
+
+
 def main() -> None:
     lines = [
         "# Benchmark results",
@@ -96,6 +162,8 @@ def main() -> None:
         "",
     ]
     lines += foundation_section(load("foundation"))
+    lines += language_section(load("language"))
+    lines += bridge_section(load("bridge"))
     lines += defaults_section(load("offline_defaults"))
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print(f"wrote {HERE / 'RESULTS.md'}")

@@ -148,7 +148,7 @@ def cluster(
     source: str,
     *,
     method: str = "kmeans",
-    n_clusters: int | None = 10,
+    n_clusters: int | str | None = 10,
     random_state: int = 0,
     out: str | os.PathLike[str] | None = None,
     force: bool = False,
@@ -192,6 +192,14 @@ def cluster(
     t0 = time.perf_counter()
     features = feature_set_from_store(store, device=device, vocabulary=vocabulary, progress=progress)
     timings["load"] = time.perf_counter() - t0
+    k_auto = None
+    if n_clusters == "auto":
+        t0 = time.perf_counter()
+        k_auto = estimate_k(features)
+        n_clusters = k_auto["k"]
+        timings["choose_k"] = time.perf_counter() - t0
+    elif isinstance(n_clusters, str):
+        raise ValueError(f"number of clusters must be an integer or 'auto', got {n_clusters!r}")
     t0 = time.perf_counter()
     result = run_method(
         method, features, n_clusters, random_state, name_clusters_with_nouns=name_clusters, **(method_options or {})
@@ -205,6 +213,7 @@ def cluster(
     record = {
         "method": method,
         "n_clusters": result.n_clusters,
+        "k_auto": k_auto,
         "seed": random_state,
         "source": source,
         "encoder": store.encoder_config,
@@ -228,6 +237,15 @@ def cluster(
             run_record=record,
         )
     return ClusterRun(out_dir, ids, result, metrics, store.skipped, record)
+
+
+def estimate_k(features: FeatureSet, k_max: int = 30) -> dict[str, Any]:
+    """``--k auto``: the eigengap of the kNN graph in the view image-only steps use."""
+    from semclust.ops.choose_k import estimate_n_clusters
+
+    view = "visual" if features.visual is not None else "joint"
+    estimate = estimate_n_clusters(features.view(view), k_max=min(k_max, len(features.joint) - 2))
+    return {"k": estimate.k, "view": view, "criterion": "eigengap of the kNN-10 graph", "gaps": estimate.gaps}
 
 
 def _versions() -> dict[str, str]:

@@ -107,7 +107,7 @@ def test_existing_output_needs_force(photo_folder: Path, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--k", "1"], "--k must be at least 2"),
+        (["--k", "1"], "--k must be 'auto' or an integer of at least 2"),
         (["--k", "3", "--method", "nosuch"], "unknown method 'nosuch'"),
         (["--k", "50"], "n_clusters=50"),
         (["--method", "zeroshot"], "class names"),
@@ -230,3 +230,13 @@ def test_bad_method_parameter_is_a_one_line_error(photo_folder: Path, tmp_path: 
         str(tmp_path / "x"),
     )
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
+
+
+def test_k_auto_finds_the_three_colour_groups(photo_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "auto"
+    result = invoke("cluster", str(photo_folder), "--k", "auto", "--encoder", SMALL, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "chose K=3" in result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["n_clusters"] == 3 and run["k_auto"]["k"] == 3
+    assert len(json.loads((out / "clusters.json").read_text())) == 3

@@ -108,7 +108,7 @@ def _report_skipped(skipped: list) -> None:
 @app.command("cluster")
 def cluster_cmd(
     source: str = typer.Argument(..., help="Image folder, dataset:NAME[:split], or a feature-store directory"),
-    k: int | None = typer.Option(None, "--k", help="Number of clusters (zeroshot: number of class names)"),
+    k: str | None = typer.Option(None, "--k", help="Number of clusters, or 'auto' (zeroshot: the class names)"),
     method: str = typer.Option("kmeans", help="kmeans | zeroshot | tac-notrain | tac | laic-notrain | laic | scan"),
     seed: int = typer.Option(0, help="Random seed"),
     out: str = typer.Option(..., "--out", help="Run directory to write"),
@@ -140,8 +140,10 @@ def cluster_cmd(
         options["templates"] = [t for t in templates.split("|") if t]
     if k is None and method != "zeroshot":
         fail(f"method {method} needs --k")
-    if k is not None and k < 2:
-        fail(f"--k must be at least 2, got {k}")
+    if k is not None and k != "auto":
+        if not k.isdigit() or int(k) < 2:
+            fail(f"--k must be 'auto' or an integer of at least 2, got {k}")
+        k = int(k)
     try:
         with progress_factory() as progress:
             run = workflow.cluster(
@@ -167,6 +169,13 @@ def cluster_cmd(
 
 
 def _print_run(run) -> None:
+    if run.record.get("k_auto"):
+        auto = run.record["k_auto"]
+        best = sorted(auto["gaps"].items(), key=lambda item: -item[1])[:5]
+        console.print(
+            f"--k auto ({auto['criterion']}, {auto['view']} view): chose K={auto['k']}; largest gaps "
+            + ", ".join(f"K={k}: {gap:.4f}" for k, gap in best)
+        )
     sizes = json.dumps(
         [int(s) for s in __import__("numpy").bincount(run.result.labels, minlength=run.result.n_clusters)]
     )

@@ -55,3 +55,8 @@ class Encoder(ABC):
     def config(self) -> dict[str, Any]:
         """JSON-able description (name, preprocessing, versions) stored in manifests."""
         return {"name": self.name, "dim": self.dim}
+
+    def text_config(self) -> dict[str, Any]:
+        """What determines ``encode_texts``; text caches key on it, so image-side settings
+        (image size, bridge) do not force re-embedding a vocabulary."""
+        return self.config()

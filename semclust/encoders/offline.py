@@ -226,6 +226,9 @@ class OfflineEncoder(Encoder):
             description["alpha"] = self.bridge_alpha
         return description
 
+    def text_config(self) -> dict[str, Any]:
+        return {"name": self.name, "text_tower": "all-MiniLM-L6-v2 (mean pooling)", "dim": self.dim}
+
     def config(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -98,7 +98,7 @@ def embed_texts_cached(
     texts = list(texts)
     if cache_dir is None:
         return embed_with_templates(encoder, texts, templates, chunk_size=chunk_size, progress=progress)
-    config = encoder.config()
+    config = encoder.text_config()
     key = text_cache_key(config, templates, texts)
     root = Path(cache_dir)
     array_path, sidecar_path = root / f"{key}.npy", root / f"{key}.json"
