@@ -24,6 +24,7 @@ _EXPORTS = {
     "LAICNoTrain": "semclust.methods.laic",
     "SCANClusterer": "semclust.methods.scan",
     "evaluate": "semclust.metrics",
+    "load": "semclust.outputs.model",
     "get_encoder": "semclust.encoders.registry",
     "open_source": "semclust.data.registry",
     "FeatureStore": "semclust.store.feature_store",

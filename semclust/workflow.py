@@ -236,6 +236,15 @@ def cluster(
             metrics=metrics,
             run_record=record,
         )
+        from semclust.outputs.model import MODEL_DIR, save_result
+
+        save_result(
+            out_dir / MODEL_DIR,
+            method=method,
+            result=result,
+            encoder_config=store.encoder_config,
+            extra={"feature_dtype": store.manifest.get("dtype", "float32")},
+        )
     return ClusterRun(out_dir, ids, result, metrics, store.skipped, record)
 
 

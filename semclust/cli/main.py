@@ -9,11 +9,13 @@ import typer
 
 from semclust.cli.encoders_cmd import encoders_app
 from semclust.cli.errors import USER_ERRORS, fail
+from semclust.cli.predict_cmd import register as register_predict
 from semclust.cli.progress import console, progress_factory
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cluster unlabelled images and name the clusters.")
 
 app.add_typer(encoders_app, name="encoders", help="Inspect and evaluate encoders.")
+register_predict(app)
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -60,6 +60,13 @@ class BaseClusterer(ABC):
     n_features_in_: int
     cluster_names_: list[str] | None
 
+    # What a saved model keeps (semclust.outputs.model): learned arrays, learned JSON values,
+    # and learned torch modules (their state_dict tensors). Training-set-sized by-products that
+    # predict never reads (neighbours, relation rows, counterparts) are left out.
+    _state_arrays: tuple[str, ...] = ("labels_", "centers_")
+    _state_values: tuple[str, ...] = ("n_features_in_", "cluster_names_")
+    _state_modules: tuple[str, ...] = ()
+
     @classmethod
     def _get_param_names(cls) -> list[str]:
         init = cls.__init__
@@ -109,6 +116,63 @@ class BaseClusterer(ABC):
         """Fit on ``X`` and return the training labels (not a second ``predict`` pass)."""
         return self.fit(X, y=y, **fit_params).labels_
 
+    # ------------------------------------------------------------------ saving
+
+    def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """What ``fit`` learned, as ``(arrays, values)``: arrays (module tensors under
+        ``"<module>.<key>"``) for safetensors, JSON-able values for a manifest."""
+        check_is_fitted(self, ("labels_", "n_features_in_"))
+        arrays: dict[str, np.ndarray] = {}
+        for name in self._state_arrays:
+            value = getattr(self, name, None)
+            if value is not None:
+                arrays[name] = np.ascontiguousarray(value)
+        for name in self._state_modules:
+            for key, tensor in getattr(self, name).state_dict().items():
+                arrays[f"{name}.{key}"] = np.ascontiguousarray(tensor.detach().cpu().numpy())
+        values = {name: _plain(getattr(self, name)) for name in self._state_values if hasattr(self, name)}
+        return arrays, values
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], values: dict[str, Any]) -> BaseClusterer:
+        """Rebuild a fitted estimator from :meth:`get_params` and :meth:`to_state` output.
+
+        Raises ValueError when an array or module tensor is missing, unexpected or of the
+        wrong shape.
+        """
+        estimator = cls(**params)
+        expected = set(cls._state_arrays)
+        missing = [name for name in cls._state_arrays if name not in arrays]
+        if missing:
+            raise ValueError(f"{cls.__name__}: missing learned arrays {missing}")
+        for name in cls._state_arrays:
+            setattr(estimator, name, arrays[name])
+        for name in cls._state_values:
+            if name in values:
+                setattr(estimator, name, values[name])
+        modules = estimator._new_modules()
+        for name in cls._state_modules:
+            prefix = f"{name}."
+            state = {k[len(prefix) :]: torch_tensor(v) for k, v in arrays.items() if k.startswith(prefix)}
+            expected.update(prefix + k for k in state)
+            try:
+                modules[name].load_state_dict(state, strict=True)
+            except RuntimeError as err:
+                raise ValueError(f"{cls.__name__}.{name}: {err}") from None
+            setattr(estimator, name, modules[name].eval())
+        unexpected = sorted(set(arrays) - expected)
+        if unexpected:
+            raise ValueError(f"{cls.__name__}: unexpected arrays {unexpected}")
+        missing = [name for name in ("labels_", "n_features_in_") if not hasattr(estimator, name)]
+        if missing:
+            raise ValueError(f"{cls.__name__}: missing learned values {missing}")
+        return estimator
+
+    def _new_modules(self) -> dict[str, Any]:
+        """Untrained torch modules of the right shapes for every name in ``_state_modules``,
+        built from the parameters and the learned values already restored."""
+        return {}
+
     def _validate_fit_input(self, X: ArrayLike, *, min_samples: int = 1) -> np.ndarray:
         x = as_feature_matrix(X, name="X")
         if x.shape[0] < min_samples:
@@ -128,3 +192,22 @@ class BaseClusterer(ABC):
 def _is_array(value: object) -> bool:
     # arrays (e.g. class embeddings) would flood the repr with numbers
     return isinstance(value, np.ndarray) and value.size > 6
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays inside JSON-able values as Python numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def torch_tensor(array: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.array(array, copy=True))

@@ -18,6 +18,8 @@ class KMeansClusterer(BaseClusterer):
     ``spherical_kmeans`` for ``max_points_per_centroid`` (``None`` trains on every point).
     """
 
+    _state_values = ("n_features_in_", "cluster_names_", "inertia_", "objective_")
+
     def __init__(
         self,
         n_clusters: int = 10,

@@ -123,6 +123,9 @@ class LAICNoTrain(BaseClusterer):
     are given, ``cluster_names_`` (the 5 nouns with the largest center weights, joined).
     """
 
+    _state_arrays = ("labels_", "centers_", "selected_nouns_", "selected_noun_embeddings_")
+    _state_values = ("n_features_in_", "cluster_names_", "n_centers_")
+
     def __init__(
         self,
         n_clusters: int = 10,
@@ -222,7 +225,20 @@ class LAIC(BaseClusterer):
     (those joined by ", "), ``initial_labels_``, ``initial_names_``, ``neighbours_``,
     ``neighbour_mask_``, ``loss_history_``, ``neighbour_purity_`` (dict or None) and
     ``no_train_`` (the fitted :class:`LAICNoTrain`).
+
+    A saved model (:meth:`to_state`) keeps the centers, labels, names and histories; the
+    neighbours, their mask and ``no_train_`` are training by-products and are not kept.
     """
+
+    _state_arrays = ("labels_", "centers_", "initial_labels_")
+    _state_values = (
+        "n_features_in_",
+        "cluster_names_",
+        "cluster_nouns_",
+        "initial_names_",
+        "loss_history_",
+        "neighbour_purity_",
+    )
 
     def __init__(
         self,

@@ -167,7 +167,35 @@ class SCANClusterer(BaseClusterer):
     ``self_label_history_`` (mean CE per epoch over steps that had confident rows) and
     ``self_label_confident_`` (fraction of rows above the threshold per epoch, measured on
     the batches as trained).
+
+    A saved model (:meth:`to_state`) keeps every head and the selection losses; the training
+    neighbours and probabilities are not kept.
     """
+
+    _state_arrays = (
+        "labels_",
+        "centers_",
+        "head_losses_",
+        "head_consistency_",
+        "head_entropy_",
+        "head_loss_history_",
+    )
+    _state_values = (
+        "n_features_in_",
+        "cluster_names_",
+        "best_head_",
+        "n_neighbours_",
+        "loss_history_",
+        "self_label_history_",
+        "self_label_confident_",
+    )
+    _state_modules = ("head_", "heads_")
+
+    def _new_modules(self) -> dict[str, nn.Module]:
+        d, k = int(self.n_features_in_), int(self.n_clusters)
+        hidden = None if self.hidden_dim is None else int(self.hidden_dim)
+        heads = nn.ModuleList([make_scan_head(d, k, hidden) for _ in range(int(self.n_heads))])
+        return {"head_": make_scan_head(d, k, hidden), "heads_": heads}
 
     def __init__(
         self,

@@ -140,6 +140,9 @@ class TACNoTrain(_TextSide, BaseClusterer):
     ``[u ; t]`` to the most cosine-similar center.
     """
 
+    _state_arrays = ("labels_", "centers_", "selected_nouns_", "selected_noun_embeddings_", "text_centers_")
+    _state_values = ("n_features_in_", "cluster_names_", "cluster_nouns_", "n_centers_", "image_dim_")
+
     def __init__(
         self,
         n_clusters: int = 10,
@@ -293,6 +296,25 @@ class TAC(_TextSide, BaseClusterer):
     to ``n - 1`` on small inputs; a last batch of a single row is dropped (BatchNorm needs
     two); the batch size is capped at n.
     """
+
+    _state_arrays = ("labels_", "centers_", "selected_nouns_", "selected_noun_embeddings_", "text_centers_")
+    _state_values = (
+        "n_features_in_",
+        "cluster_names_",
+        "cluster_nouns_",
+        "n_centers_",
+        "image_dim_",
+        "n_neighbours_",
+        "loss_history_",
+    )
+    _state_modules = ("image_head_", "text_head_")
+
+    def _new_modules(self) -> dict[str, nn.Module]:
+        k, hidden = int(self.n_clusters), int(self.hidden_dim)
+        return {
+            "image_head_": make_head(int(self.image_dim_), hidden, k),
+            "text_head_": make_head(int(self.n_features_in_), hidden, k),
+        }
 
     def __init__(
         self,

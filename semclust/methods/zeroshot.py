@@ -51,6 +51,9 @@ class ZeroShotClusterer(BaseClusterer):
     ``scores_`` holds each training row's cosine similarity to its chosen class.
     """
 
+    _state_arrays = ("labels_", "centers_", "scores_")
+    _state_values = ("n_features_in_", "cluster_names_", "n_clusters_")
+
     def __init__(
         self,
         class_embeddings: ArrayLike | None = None,

@@ -1,0 +1,455 @@
+"""A saved model: what a run learned, reloadable without pickle, to assign new images.
+
+``RUN_DIR/model`` holds two files, each written atomically:
+
+* ``model.safetensors``: every learned array and every tensor of the learned torch modules
+  (``"<module>.<key>"``), plus array-valued constructor parameters (``"param.<name>"``);
+* ``model.json``: format version, method, estimator class, ``get_params()``, the JSON-able
+  learned values ``predict`` needs, the name/dtype/shape of every tensor, the SHA-256 of
+  ``model.safetensors``, ``inputs`` (which feature-store view feeds each ``predict``
+  argument, e.g. ``{"X": "joint", "image_feats": "visual"}``), the encoder config (rebuilt
+  with :func:`semclust.encoders.registry.encoder_from_config`), K, the cluster names and the
+  semclust version. It is written last, so its presence marks a complete model.
+
+Loading never unpickles anything: the estimator class comes from a fixed table, its
+parameters and values from JSON, its arrays from safetensors. A missing, truncated or
+changed file is a ValueError naming that file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem, SourceError
+from semclust.store.atomic import _atomic_write, write_json
+
+FORMAT = "semclust-model"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "model.json"
+MODEL_DIR = "model"
+VIEWS = ("joint", "visual")
+
+# method -> (estimator class, the predict arguments a view can feed)
+METHOD_ESTIMATORS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "kmeans": ("KMeansClusterer", ("X",)),
+    "zeroshot": ("ZeroShotClusterer", ("X",)),
+    "tac-notrain": ("TACNoTrain", ("X", "image_feats")),
+    "tac": ("TAC", ("X", "image_feats")),
+    "laic-notrain": ("LAICNoTrain", ("X",)),
+    "laic": ("LAIC", ("X",)),
+    "scan": ("SCANClusterer", ("X",)),
+}
+
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+def _estimator_class(name: str) -> type:
+    from semclust.methods.kmeans import KMeansClusterer
+    from semclust.methods.laic import LAIC, LAICNoTrain
+    from semclust.methods.scan import SCANClusterer
+    from semclust.methods.tac import TAC, TACNoTrain
+    from semclust.methods.zeroshot import ZeroShotClusterer
+
+    classes = (KMeansClusterer, ZeroShotClusterer, TACNoTrain, TAC, LAICNoTrain, LAIC, SCANClusterer)
+    return {c.__name__: c for c in classes}[name]
+
+
+def model_inputs(method: str, info: dict[str, Any]) -> dict[str, str]:
+    """Which view feeds each ``predict`` argument, from a :class:`MethodResult`'s ``info``.
+
+    k-means and SCAN read the view they were fitted on (``info["view"]``); TAC reads the
+    joint view plus, when ``info["image_view"]`` is not ``"joint"``, that view as its image
+    side; zero-shot and LAIC read the joint view (LAIC's visual view only filters neighbours
+    during training).
+    """
+    if method not in METHOD_ESTIMATORS:
+        raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(METHOD_ESTIMATORS))}")
+    if method in ("kmeans", "scan"):
+        return {"X": info.get("view", "joint")}
+    if method in ("tac", "tac-notrain"):
+        image_view = info.get("image_view", "joint")
+        return {"X": "joint"} if image_view == "joint" else {"X": "joint", "image_feats": image_view}
+    return {"X": "joint"}
+
+
+def _check_inputs(method: str, inputs: Any, where: str) -> dict[str, str]:
+    allowed = METHOD_ESTIMATORS[method][1]
+    if not isinstance(inputs, dict) or "X" not in inputs:
+        raise ValueError(f"{where}: inputs must map predict arguments to views and include 'X', got {inputs!r}")
+    for arg, view in inputs.items():
+        if arg not in allowed:
+            raise ValueError(f"{where}: {method} predict has no argument {arg!r} (has {', '.join(allowed)})")
+        if view not in VIEWS:
+            raise ValueError(f"{where}: unknown view {view!r} for {arg!r}; expected one of {', '.join(VIEWS)}")
+    return {str(k): str(v) for k, v in inputs.items()}
+
+
+def _semclust_version() -> str:
+    from semclust import __version__
+
+    return __version__
+
+
+def _check_names(names: Any, n_clusters: int, where: str) -> list[list[str]] | None:
+    if names is None:
+        return None
+    if (
+        not isinstance(names, list)
+        or len(names) != n_clusters
+        or not all(isinstance(row, list) and all(isinstance(n, str) for n in row) for row in names)
+    ):
+        raise ValueError(f"{where}: cluster_names must be {n_clusters} lists of names")
+    return names
+
+
+# --------------------------------------------------------------------------- save
+
+
+def save_model(
+    model_dir: str | os.PathLike[str],
+    *,
+    method: str,
+    estimator: Any,
+    inputs: dict[str, str],
+    encoder_config: dict[str, Any],
+    n_clusters: int,
+    cluster_names: Sequence[Sequence[str]] | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write ``model_dir/model.safetensors`` then ``model_dir/model.json`` (see the module doc).
+
+    ``extra`` is kept in the manifest as is; ``extra["feature_dtype"]`` (``"float16"`` or
+    ``"float32"``, the feature store's storage type) makes :meth:`LoadedModel.predict_images`
+    round new embeddings the same way the training features were.
+    """
+    from safetensors.numpy import save as safetensors_save
+
+    if method not in METHOD_ESTIMATORS:
+        raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(METHOD_ESTIMATORS))}")
+    expected_class = METHOD_ESTIMATORS[method][0]
+    if type(estimator).__name__ != expected_class:
+        raise ValueError(f"method {method} saves a {expected_class}, got {type(estimator).__name__}")
+    inputs = _check_inputs(method, inputs, "save_model")
+    names = None if cluster_names is None else [[str(n) for n in row] for row in cluster_names]
+    names = _check_names(names, int(n_clusters), "save_model")
+
+    from semclust.methods.base import _plain
+
+    arrays, values = estimator.to_state()
+    params: dict[str, Any] = {}
+    array_params: list[str] = []
+    for name, value in estimator.get_params().items():
+        if isinstance(value, np.ndarray) or (name == "class_embeddings" and value is not None):
+            arrays[f"param.{name}"] = np.ascontiguousarray(np.asarray(value))
+            array_params.append(name)
+        else:
+            params[name] = _plain(value)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "semclust_version": _semclust_version(),
+        "method": method,
+        "estimator": expected_class,
+        "params": params,
+        "array_params": array_params,
+        "learned": values,
+        "inputs": inputs,
+        "encoder": encoder_config,
+        "n_clusters": int(n_clusters),
+        "cluster_names": names,
+        "extra": _plain(extra or {}),
+        "tensors": {k: {"dtype": str(a.dtype), "shape": list(a.shape)} for k, a in sorted(arrays.items())},
+    }
+    try:
+        json.dumps(manifest)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"save_model: {expected_class} state is not JSON-able: {err}") from None
+    blob = safetensors_save(arrays, metadata={"format": FORMAT})
+    manifest["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    path = Path(model_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path / WEIGHTS_FILE, lambda handle: handle.write(blob), "wb")
+    write_json(path / MANIFEST_FILE, manifest)
+
+
+def save_result(
+    model_dir: str | os.PathLike[str],
+    *,
+    method: str,
+    result: Any,
+    encoder_config: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """:func:`save_model` for a :class:`semclust.methods.registry.MethodResult`."""
+    save_model(
+        model_dir,
+        method=method,
+        estimator=result.estimator,
+        inputs=model_inputs(method, result.info),
+        encoder_config=encoder_config,
+        n_clusters=result.n_clusters,
+        cluster_names=result.cluster_names,
+        extra=extra,
+    )
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class LoadedModel:
+    """A reloaded estimator plus what is needed to feed it: views, encoder, names."""
+
+    estimator: Any
+    method: str
+    inputs: dict[str, str]
+    encoder_config: dict[str, Any]
+    n_clusters: int
+    cluster_names: list[list[str]] | None
+    path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def cluster_name(self, k: int) -> str:
+        """The first name of cluster ``k``, or ``""``."""
+        if self.cluster_names is None or not self.cluster_names[k]:
+            return ""
+        return self.cluster_names[k][0]
+
+    def predict_features(self, views: dict[str, np.ndarray]) -> np.ndarray:
+        """int64[n] clusters of rows given per view name (``{"joint": ..., "visual": ...}``)."""
+        missing = sorted({v for v in self.inputs.values() if v not in views})
+        if missing:
+            raise ValueError(f"this {self.method} model predicts from the {', '.join(missing)} view(s); none given")
+        kwargs = {arg: np.asarray(views[view], dtype=np.float32) for arg, view in self.inputs.items()}
+        return np.asarray(self.estimator.predict(**kwargs), dtype=np.int64)
+
+    def predict_images(
+        self,
+        images: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | ImageSource,
+        device: str = "cpu",
+        progress: ProgressFactory | None = None,
+        *,
+        encoder: Any = None,
+        batch_size: int | None = None,
+    ) -> tuple[list[str], np.ndarray, list[SkippedItem]]:
+        """Embed images with the run's encoder and assign them: ``(ids, labels, skipped)``.
+
+        ``images``: a folder (ids relative to it, as in a run), image files and folders (ids as
+        given / ``folder/relative``), or an :class:`ImageSource`. Files that do not decode are
+        skipped and returned in ``skipped``. ``encoder`` overrides the one rebuilt from the
+        saved config (which must then produce the same views).
+        """
+        source = images if isinstance(images, ImageSource) else image_source(images)
+        if encoder is None:
+            from semclust.encoders.registry import encoder_from_config
+
+            try:
+                encoder = encoder_from_config(self.encoder_config, device=device)
+            except KeyError as err:
+                raise ValueError(f"{self.path / MANIFEST_FILE}: encoder config lacks {err}") from None
+        if batch_size:
+            encoder.batch_size = batch_size
+        needed = sorted(set(self.inputs.values()))
+        advance = progress(f"embedding {len(source)} images", len(source)) if progress else None
+        chunks: dict[str, list[np.ndarray]] = {v: [] for v in needed}
+        kept: list[str] = []
+        skipped: list[SkippedItem] = []
+        ids = source.ids
+        step = max(1, int(getattr(encoder, "batch_size", 64) or 64))
+        for lo in range(0, len(source), step):
+            hi = min(len(source), lo + step)
+            batch: list[Image.Image] = []
+            for i in range(lo, hi):
+                try:
+                    batch.append(source.load(i))
+                    kept.append(ids[i])
+                except ImageDecodeError as err:
+                    skipped.append(SkippedItem(err.item_id, err.reason))
+            if batch:
+                out = _embed(encoder, batch, needed)
+                for view in needed:
+                    if view not in out:
+                        raise ValueError(f"the encoder gives no {view!r} view, which this model predicts from")
+                    chunks[view].append(np.asarray(out[view], dtype=np.float32))
+            if advance:
+                advance(hi - lo)
+        if not kept:
+            return [], np.zeros(0, dtype=np.int64), skipped
+        dtype = self.extra.get("feature_dtype", "float32")
+        views = {}
+        for view in needed:
+            array = np.concatenate(chunks[view])
+            # the same rounding as the stored training features, so a training image keeps its cluster
+            views[view] = array.astype(dtype).astype(np.float32) if dtype == "float16" else array
+        return kept, self.predict_features(views), skipped
+
+
+def _embed(encoder: Any, images: list[Image.Image], needed: list[str]) -> dict[str, np.ndarray]:
+    """The views ``needed``; the offline encoder's visual view alone skips its text bridge
+    (whose 1000 class texts cost tens of seconds on a CPU the first time)."""
+    if needed == ["visual"] and hasattr(encoder, "visual_and_logits"):
+        from semclust.ops.features import l2_normalize
+
+        features, _ = encoder.visual_and_logits(images)
+        return {"visual": l2_normalize(np.asarray(features, dtype=np.float32))}
+    return encoder.image_views(images)
+
+
+def _fail(path: Path, message: str) -> ValueError:
+    return ValueError(f"{path}: {message}")
+
+
+def load_model(model_dir: str | os.PathLike[str]) -> LoadedModel:
+    """Rebuild a saved model (safetensors + JSON only); ValueError naming the bad file."""
+    from safetensors.numpy import load as safetensors_load
+
+    root = Path(model_dir)
+    manifest_path, weights_path = root / MANIFEST_FILE, root / WEIGHTS_FILE
+    if not manifest_path.is_file():
+        raise ValueError(f"{manifest_path}: no saved model here (missing {MANIFEST_FILE})")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _fail(manifest_path, f"not a readable model manifest ({err})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise _fail(manifest_path, f"not a semclust model manifest (format is not {FORMAT!r})")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise _fail(manifest_path, f"model format version {version!r}; this semclust reads {FORMAT_VERSION}")
+    try:
+        method = manifest["method"]
+        if method not in METHOD_ESTIMATORS:
+            raise ValueError(f"unknown method {method!r}")
+        class_name = METHOD_ESTIMATORS[method][0]
+        if manifest["estimator"] != class_name:
+            raise ValueError(f"estimator {manifest['estimator']!r} does not match method {method}")
+        params, learned, tensors = manifest["params"], manifest["learned"], manifest["tensors"]
+        array_params = manifest.get("array_params", [])
+        if not (isinstance(params, dict) and isinstance(learned, dict) and isinstance(tensors, dict)):
+            raise ValueError("params, learned and tensors must be objects")
+        inputs = _check_inputs(method, manifest["inputs"], "inputs")
+        n_clusters = manifest["n_clusters"]
+        if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
+            raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}")
+        names = _check_names(manifest.get("cluster_names"), n_clusters, "cluster_names")
+        encoder_config = manifest["encoder"]
+        if not isinstance(encoder_config, dict):
+            raise ValueError("encoder must be an object")
+        digest = manifest["weights_sha256"]
+    except KeyError as err:
+        raise _fail(manifest_path, f"missing field {err}") from None
+    except (ValueError, TypeError) as err:
+        raise _fail(manifest_path, str(err)) from None
+
+    if not weights_path.is_file():
+        raise _fail(weights_path, "missing; the saved model is incomplete")
+    blob = weights_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != digest:
+        raise _fail(weights_path, f"contents do not match {MANIFEST_FILE} (checksum differs): truncated or changed")
+    try:
+        arrays = safetensors_load(blob)
+    except Exception as err:  # noqa: BLE001 - any parse failure means a corrupt file
+        raise _fail(weights_path, f"not a readable safetensors file ({err})") from None
+    missing = sorted(set(tensors) - set(arrays))
+    if missing:
+        raise _fail(weights_path, f"missing tensor(s) {', '.join(missing)} listed in {MANIFEST_FILE}")
+    unexpected = sorted(set(arrays) - set(tensors))
+    if unexpected:
+        raise _fail(weights_path, f"tensor(s) {', '.join(unexpected)} not listed in {MANIFEST_FILE}")
+    for name, meta in tensors.items():
+        shape, dtype = list(arrays[name].shape), str(arrays[name].dtype)
+        if not isinstance(meta, dict) or meta.get("shape") != shape or meta.get("dtype") != dtype:
+            raise _fail(weights_path, f"tensor {name} is {dtype}{shape}, but {MANIFEST_FILE} says {meta}")
+
+    cls = _estimator_class(class_name)
+    try:
+        for name in array_params:
+            params[name] = arrays.pop(f"param.{name}")
+        estimator = cls.from_state(params, arrays, learned)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise _fail(manifest_path, f"does not describe a valid {class_name} ({err})") from None
+    return LoadedModel(
+        estimator=estimator,
+        method=method,
+        inputs=inputs,
+        encoder_config=encoder_config,
+        n_clusters=n_clusters,
+        cluster_names=names,
+        path=root,
+        extra=manifest.get("extra") or {},
+        manifest=manifest,
+    )
+
+
+def load(run_dir: str | os.PathLike[str]) -> LoadedModel:
+    """The model a ``semclust cluster`` run saved: ``RUN_DIR/model`` (or a model directory)."""
+    path = Path(run_dir)
+    if (path / MANIFEST_FILE).is_file():
+        return load_model(path)
+    if not path.is_dir():
+        raise ValueError(f"{path}: no such run directory")
+    if not (path / MODEL_DIR / MANIFEST_FILE).is_file():
+        raise ValueError(f"{path} has no saved model ({MODEL_DIR}/{MANIFEST_FILE}); re-run 'semclust cluster' on it")
+    return load_model(path / MODEL_DIR)
+
+
+# --------------------------------------------------------------------------- images
+
+
+class PathsSource(ImageSource):
+    """Explicit image files, with the ids given; any extension is accepted."""
+
+    name = "files"
+
+    def __init__(self, ids: Sequence[str], paths: Sequence[Path]) -> None:
+        if len(ids) != len(paths):
+            raise SourceError(f"{len(ids)} ids for {len(paths)} paths")
+        self._ids, self._paths = list(ids), list(paths)
+
+    @property
+    def ids(self) -> list[str]:
+        return self._ids
+
+    def load(self, index: int) -> Image.Image:
+        from semclust.data.decode import decode_image
+
+        return decode_image(self._paths[index], self._ids[index])
+
+
+def image_source(items: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> ImageSource:
+    """One folder -> :class:`FolderSource` (ids relative to it); otherwise files and folders,
+    ids as given (folder contents as ``folder/relative``). A path that does not exist is an
+    error; a file that exists but does not decode is skipped later."""
+    from semclust.data.folder import FolderSource
+
+    paths = [items] if isinstance(items, (str, os.PathLike)) else list(items)
+    if not paths:
+        raise ValueError("no images given")
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        return FolderSource(paths[0])
+    ids: list[str] = []
+    files: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            folder = FolderSource(path)
+            prefix = str(item).rstrip("/")
+            ids.extend(f"{prefix}/{rel}" for rel in folder.ids)
+            files.extend(folder.paths)
+        elif path.exists() or path.is_symlink():
+            ids.append(str(item))
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no such image file or folder: {item}")
+    return PathsSource(ids, files)
