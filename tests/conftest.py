@@ -1,14 +1,14 @@
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
-
-import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never touch the user's feature cache; one cache is shared within a test session."""
-    monkeypatch.setenv("SEMCLUST_CACHE", str(tmp_path_factory.getbasetemp() / "semclust-cache"))
+def pytest_configure(config) -> None:  # noqa: ANN001 - pytest hook
+    """Tests never touch the user's feature cache: one private cache for the whole session,
+    set before any fixture (module-scoped ones included) can run the workflow."""
+    os.environ["SEMCLUST_CACHE"] = tempfile.mkdtemp(prefix="semclust-test-cache-")

@@ -11,11 +11,13 @@ from semclust.cli.encoders_cmd import encoders_app
 from semclust.cli.errors import USER_ERRORS, fail
 from semclust.cli.predict_cmd import register as register_predict
 from semclust.cli.progress import console, progress_factory
+from semclust.cli.report_cmd import register as register_report_commands
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cluster unlabelled images and name the clusters.")
 
 app.add_typer(encoders_app, name="encoders", help="Inspect and evaluate encoders.")
 register_predict(app)
+register_report_commands(app)
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -122,6 +124,7 @@ def cluster_cmd(
     templates: str | None = typer.Option(None, help="zeroshot prompt templates, '|'-separated, each with {}"),
     vocabulary: str | None = typer.Option(None, help="Noun file (one per line) for naming; default WordNet"),
     names: bool = typer.Option(True, "--names/--no-names", help="Name clusters by their nearest nouns"),
+    report: bool = typer.Option(False, "--report", help="Also write RUN_DIR/report.html"),
     device: str = typer.Option("cpu", help="cpu, cuda, or auto"),
     batch_size: int | None = typer.Option(None, help="Images per forward pass when embedding"),
     labels_from_folders: bool = typer.Option(False, help="First-level folder names are class labels"),
@@ -165,9 +168,15 @@ def cluster_cmd(
                 name_clusters=names,
                 progress=progress,
             )
+            if report:
+                from semclust.outputs.report import write_report
+
+                report_path = write_report(run.out_dir)
     except USER_ERRORS as err:
         fail(str(err))
     _print_run(run)
+    if report:
+        console.print(f"wrote {report_path}", highlight=False)
 
 
 def _print_run(run) -> None:
