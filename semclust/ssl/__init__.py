@@ -1,0 +1,1 @@
+"""Semi-supervised learning engine: networks, augmentation, trainer and algorithms."""
