@@ -12,12 +12,14 @@ from semclust.cli.errors import USER_ERRORS, fail
 from semclust.cli.predict_cmd import register as register_predict
 from semclust.cli.progress import console, progress_factory
 from semclust.cli.report_cmd import register as register_report_commands
+from semclust.cli.ssl_cmd import register as register_ssl
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cluster unlabelled images and name the clusters.")
 
 app.add_typer(encoders_app, name="encoders", help="Inspect and evaluate encoders.")
 register_predict(app)
 register_report_commands(app)
+register_ssl(app)
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -1,0 +1,467 @@
+"""One training loop for every semi-supervised algorithm in :mod:`semclust.ssl.algorithms`.
+
+SGD (nesterov) with the FixMatch cosine decay ``lr * cos(7 pi k / (16 K))``, weight decay on
+conv/linear weights only (not batch-norm parameters or biases, as USB), an EMA copy of the model
+used for every evaluation, evaluation every ``eval_every`` steps appended to ``out_dir/log.json``,
+and a checkpoint every ``checkpoint_every`` steps in ``out_dir/checkpoint/`` (tensors in
+safetensors, the rest as JSON; written to a temporary directory and renamed into place).
+
+All randomness comes from seeded generators whose states are checkpointed: the batch samplers,
+the augmentation generator, numpy's generator (for algorithms) and torch's global generator
+(dropout). On CPU a run killed and resumed therefore ends with weights identical to an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from semclust.metrics import evaluate
+from semclust.ssl.algorithms import get_algorithm
+from semclust.ssl.augment import normalize, strong_augment, to_float, weak_augment
+from semclust.ssl.data import InfiniteSampler
+from semclust.store.atomic import read_json, write_json
+
+CHECKPOINT_DIR = "checkpoint"
+TENSORS_FILE = "tensors.safetensors"
+STATE_FILE = "state.json"
+FORMAT_VERSION = 1
+# Settings that must agree between a checkpoint and the run that resumes it.
+_RESUME_KEYS = (
+    "algorithm", "network", "num_classes", "in_channels", "total_steps", "batch_size", "mu", "lr", "momentum",
+    "nesterov", "weight_decay", "ema", "ema_warmup", "seed", "flip", "algo_hyperparams",
+)  # fmt: skip
+
+
+def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
+    """FixMatch's schedule: ``base_lr * cos(7 pi step / (16 total_steps))``."""
+    return base_lr * math.cos(7.0 * math.pi * step / (16.0 * total_steps))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv/linear weights (>= 2 dims); none on biases and norm parameters."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class EMA:
+    """Exponential moving average of a model's parameters; buffers (BN statistics) are copied.
+
+    ``shadow = d * shadow + (1 - d) * param`` with ``d = decay``, or with ``warmup`` (TensorFlow's
+    ``num_updates`` convention) ``d = min(decay, (1 + k) / (10 + k))`` at update ``k`` so that
+    short runs are not dominated by the initial weights.
+    """
+
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = True) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay, self.warmup = float(decay), bool(warmup)
+        self.model = copy.deepcopy(model)
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def decay_at(self, k: int) -> float:
+        return min(self.decay, (1.0 + k) / (10.0 + k)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, k: int) -> None:
+        d = self.decay_at(k)
+        for shadow, p in zip(self.model.parameters(), model.parameters()):
+            shadow.mul_(d).add_(p.detach(), alpha=1.0 - d)
+        for shadow, b in zip(self.model.buffers(), model.buffers()):
+            shadow.copy_(b)
+
+
+def _as_uint8_tensor(x: Any, what: str) -> torch.Tensor:
+    t = torch.as_tensor(np.ascontiguousarray(np.asarray(x)) if not isinstance(x, torch.Tensor) else x)
+    if t.dtype != torch.uint8:
+        raise ValueError(f"{what} must be uint8 images [n,H,W] or [n,H,W,C], got dtype {t.dtype}")
+    if t.ndim not in (3, 4):
+        raise ValueError(f"{what} must be [n,H,W] or [n,H,W,C], got shape {tuple(t.shape)}")
+    return t.contiguous()
+
+
+def _labels(y: Any, n: int, what: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    if t.ndim != 1 or len(t) != n:
+        raise ValueError(f"{what} must be {n} labels, got shape {tuple(t.shape)}")
+    return t
+
+
+class Trainer:
+    """Semi-supervised training with algorithm ``algorithm_name`` (e.g. ``"fixmatch"``).
+
+    ``network`` is a name for :func:`semclust.ssl.nets.build_network` or a callable
+    ``(num_classes, in_channels) -> nn.Module``. ``eval_every`` / ``checkpoint_every`` default
+    to a tenth of ``total_steps``; ``out_dir=None`` keeps everything in memory. ``resume=True``
+    continues from ``out_dir/checkpoint`` when one exists (the settings must match).
+    Extra keyword arguments are the algorithm's hyperparameters (e.g. ``threshold``).
+    """
+
+    def __init__(
+        self,
+        algorithm_name: str,
+        *,
+        network: str | Callable[[int, int], nn.Module] = "cnn",
+        num_classes: int,
+        in_channels: int,
+        total_steps: int,
+        batch_size: int = 64,
+        mu: int = 7,
+        lr: float = 0.03,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 5e-4,
+        ema: float = 0.999,
+        ema_warmup: bool = True,
+        eval_every: int | None = None,
+        checkpoint_every: int | None = None,
+        eval_batch_size: int = 512,
+        out_dir: str | os.PathLike[str] | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        flip: bool = True,
+        resume: bool = False,
+        **algo_hyperparams: Any,
+    ) -> None:
+        for name, value in (("total_steps", total_steps), ("batch_size", batch_size), ("mu", mu)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        self.algorithm_cls = get_algorithm(algorithm_name)
+        self.total_steps = int(total_steps)
+        default_every = max(1, self.total_steps // 10)
+        self.eval_every = int(eval_every or default_every)
+        self.checkpoint_every = int(checkpoint_every or self.eval_every)
+        if self.eval_every < 1 or self.checkpoint_every < 1:
+            raise ValueError("eval_every and checkpoint_every must be at least 1")
+        self.eval_batch_size = int(eval_batch_size)
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.device = torch.device(device)
+        self.resume = bool(resume)
+        self.config: dict[str, Any] = {
+            "algorithm": self.algorithm_cls.name,
+            "network": network if isinstance(network, str) else getattr(network, "__name__", repr(network)),
+            "num_classes": int(num_classes),
+            "in_channels": int(in_channels),
+            "total_steps": self.total_steps,
+            "batch_size": int(batch_size),
+            "mu": int(mu),
+            "lr": float(lr),
+            "momentum": float(momentum),
+            "nesterov": bool(nesterov),
+            "weight_decay": float(weight_decay),
+            "ema": float(ema),
+            "ema_warmup": bool(ema_warmup),
+            "eval_every": self.eval_every,
+            "checkpoint_every": self.checkpoint_every,
+            "seed": int(seed),
+            "flip": bool(flip),
+            "device": str(self.device),
+            "algo_hyperparams": dict(algo_hyperparams),
+        }
+        self.seed = int(seed)
+        torch.manual_seed(self.seed)  # weight init and dropout use torch's global generator
+        if isinstance(network, str):
+            from semclust.ssl.nets import build_network
+
+            model = build_network(network, num_classes=int(num_classes), in_channels=int(in_channels))
+        else:
+            model = network(int(num_classes), int(in_channels))
+        self.model = model.to(self.device)
+        self.ema = EMA(self.model, ema, warmup=ema_warmup)
+        self.optimizer = torch.optim.SGD(
+            param_groups(self.model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov
+        )
+        try:
+            self.algorithm = self.algorithm_cls(self.model, int(num_classes), **algo_hyperparams)
+        except TypeError as err:
+            raise ValueError(f"{self.algorithm_cls.name}: {err}") from err
+        self.config["algo_hyperparams"] = self.algorithm.hyperparams() or dict(algo_hyperparams)
+        self.aug_generator = torch.Generator().manual_seed(self.seed + 1)
+        self.np_rng = np.random.default_rng(self.seed + 2)  # for algorithms that sample with numpy
+        self.step = 0
+        self.log: list[dict[str, Any]] = []
+        self.last_metrics: dict[str, Any] | None = None
+        self._log_sums: dict[str, float] = {}
+        self._log_counts: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ data
+    @property
+    def ema_model(self) -> nn.Module:
+        return self.ema.model
+
+    def _prepare(self, x_u8: torch.Tensor) -> torch.Tensor:
+        return normalize(to_float(x_u8), self.mean, self.std)
+
+    def _batch(self) -> dict[str, torch.Tensor]:
+        idx_lb, idx_ulb = self.lb_sampler.next(), self.ulb_sampler.next()
+        flip = self.config["flip"]
+        g = self.aug_generator
+        x_lb = weak_augment(to_float(self._x_lb[idx_lb]), g, flip=flip)
+        x_ulb = to_float(self._x_ulb[idx_ulb])
+        x_w = weak_augment(x_ulb, g, flip=flip)
+        x_s = strong_augment(x_ulb, g, flip=flip)
+        batch = {
+            "x_lb": normalize(x_lb, self.mean, self.std).to(self.device),
+            "y_lb": self._y_lb[idx_lb].to(self.device),
+            "x_ulb_w": normalize(x_w, self.mean, self.std).to(self.device),
+            "x_ulb_s": normalize(x_s, self.mean, self.std).to(self.device),
+            "idx_ulb": idx_ulb.to(self.device),
+        }
+        if self._y_ulb is not None:
+            batch["y_ulb"] = self._y_ulb[idx_ulb].to(self.device)
+        return batch
+
+    # ------------------------------------------------------------- training
+    def fit(
+        self,
+        x_lb: Any,
+        y_lb: Any,
+        x_ulb: Any,
+        x_eval: Any = None,
+        y_eval: Any = None,
+        y_ulb: Any = None,
+        progress: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Train to ``total_steps`` (from the checkpoint when resuming); returns the final metrics.
+
+        Images are uint8 ``[n,H,W]`` or ``[n,H,W,C]`` (numpy or torch). ``y_ulb`` (optional,
+        negative = unknown) only feeds monitoring logs such as pseudo-label accuracy.
+        ``progress(step, logs)`` is called after every step (``step`` counts from 1).
+        """
+        self._x_lb = _as_uint8_tensor(x_lb, "x_lb")
+        self._y_lb = _labels(y_lb, len(self._x_lb), "y_lb")
+        self._x_ulb = _as_uint8_tensor(x_ulb, "x_ulb")
+        self._y_ulb = None if y_ulb is None else _labels(y_ulb, len(self._x_ulb), "y_ulb")
+        if len(self._x_lb) == 0 or len(self._x_ulb) == 0:
+            raise ValueError("need at least one labelled and one unlabelled image")
+        if self._y_lb.min() < 0 or self._y_lb.max() >= self.config["num_classes"]:
+            raise ValueError(
+                f"y_lb must lie in [0, {self.config['num_classes']}), got {self._y_lb.min()}..{self._y_lb.max()}"
+            )
+        channels = 1 if self._x_ulb.ndim == 3 else self._x_ulb.shape[-1]
+        if channels != self.config["in_channels"] or self._x_lb.shape[1:] != self._x_ulb.shape[1:]:
+            raise ValueError(
+                f"images have shape {tuple(self._x_ulb.shape[1:])} (labelled {tuple(self._x_lb.shape[1:])}) "
+                f"but the network expects {self.config['in_channels']} channel(s)"
+            )
+        self._x_eval = None if x_eval is None else _as_uint8_tensor(x_eval, "x_eval")
+        self._y_eval = None if y_eval is None else _labels(y_eval, len(self._x_eval), "y_eval")
+        # Per-channel statistics of the unlabelled images (deterministic; recomputed on resume).
+        flat = to_float(self._x_ulb[:20000]).transpose(0, 1).reshape(channels, -1)
+        self.mean = [float(v) for v in flat.mean(dim=1)]
+        self.std = [max(float(v), 1e-3) for v in flat.std(dim=1)]
+        seed = self.seed
+        self.lb_sampler = InfiniteSampler(len(self._x_lb), self.config["batch_size"], seed + 3)
+        self.ulb_sampler = InfiniteSampler(len(self._x_ulb), self.config["batch_size"] * self.config["mu"], seed + 4)
+        if self.out_dir is not None and not self.resume:
+            # A fresh run: earlier evaluations in this directory belong to another run.
+            if (self.out_dir / "log.json").exists():
+                (self.out_dir / "log.json").unlink()
+        if self.resume and self.out_dir is not None and self._checkpoint_path() is not None:
+            self.load_checkpoint()
+        self.algorithm.on_train_start(self)
+
+        while self.step < self.total_steps:
+            k = self.step
+            lr = cosine_lr(self.config["lr"], k, self.total_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.model.train()
+            batch = self._batch()
+            loss, logs = self.algorithm.train_step(batch, k)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{self.config['algorithm']}: loss became {float(loss)} at step {k + 1}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.ema.update(self.model, k)
+            self.step = k + 1
+            logs = {**logs, "lr": lr}
+            for key, value in logs.items():
+                self._log_sums[key] = self._log_sums.get(key, 0.0) + float(value)
+                self._log_counts[key] = self._log_counts.get(key, 0) + 1
+            if progress is not None:
+                progress(self.step, logs)
+            if self.step % self.eval_every == 0 or self.step == self.total_steps:
+                self._evaluate_and_log()
+            if self.out_dir is not None and (self.step % self.checkpoint_every == 0 or self.step == self.total_steps):
+                self.save_checkpoint()
+        if self.last_metrics is None or self.last_metrics.get("step") != self.step:
+            self.last_metrics = self.evaluate_ema() if self._x_eval is not None else {"step": self.step}
+            self.last_metrics["step"] = self.step
+        return self.last_metrics
+
+    # ------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def predict(self, x: Any, use_ema: bool = True) -> np.ndarray:
+        """Class predictions (int64) for uint8 images, by the EMA model unless ``use_ema=False``."""
+        x = _as_uint8_tensor(x, "images")
+        model = self.ema.model if use_ema else self.model
+        was_training = model.training
+        model.eval()
+        preds = []
+        for start in range(0, len(x), self.eval_batch_size):
+            chunk = self._prepare(x[start : start + self.eval_batch_size]).to(self.device)
+            preds.append(model(chunk).argmax(dim=1).cpu())
+        model.train(was_training)
+        return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+
+    def evaluate_ema(self) -> dict[str, Any]:
+        """``acc`` (best-matching, as every clustering run), ``top1`` (plain), ``nmi``, ``ari``, ``n``."""
+        pred = self.predict(self._x_eval)
+        y = self._y_eval.numpy()
+        known = y >= 0
+        metrics = evaluate(y, pred)
+        metrics["top1"] = float((pred[known] == y[known]).mean())
+        return metrics
+
+    def _evaluate_and_log(self) -> None:
+        entry: dict[str, Any] = {"step": self.step}
+        if self._x_eval is not None and self._y_eval is not None:
+            entry.update(self.evaluate_ema())
+        entry.update({k: self._log_sums[k] / self._log_counts[k] for k in self._log_sums})
+        self._log_sums, self._log_counts = {}, {}
+        self.log.append(entry)
+        self.last_metrics = entry
+        self.algorithm.on_eval(self, self.step, entry)
+        if self.out_dir is not None:
+            write_json(self.out_dir / "log.json", self.log)
+
+    # ----------------------------------------------------------- checkpoints
+    def _checkpoint_path(self) -> Path | None:
+        assert self.out_dir is not None
+        for name in (CHECKPOINT_DIR, f".{CHECKPOINT_DIR}.old"):
+            path = self.out_dir / name
+            if (path / STATE_FILE).exists() and (path / TENSORS_FILE).exists():
+                return path
+        return None
+
+    def save_checkpoint(self) -> Path:
+        """Write ``out_dir/checkpoint/`` atomically (temporary directory, then rename)."""
+        assert self.out_dir is not None
+        tensors: dict[str, torch.Tensor] = {}
+        state: dict[str, Any] = {"format": FORMAT_VERSION, "step": self.step, "config": self.config}
+
+        def put(key: str, t: torch.Tensor) -> None:
+            tensors[key] = t.detach().to("cpu").contiguous().clone()
+
+        for k, v in self.model.state_dict().items():
+            put(f"model.{k}", v)
+        for k, v in self.ema.model.state_dict().items():
+            put(f"ema.{k}", v)
+        opt = self.optimizer.state_dict()
+        opt_json: dict[str, dict[str, Any]] = {}
+        for pid, pstate in opt["state"].items():
+            for key, value in pstate.items():
+                if isinstance(value, torch.Tensor):
+                    put(f"optim.{pid}.{key}", value)
+                else:
+                    opt_json.setdefault(str(pid), {})[key] = value
+        state["optimizer"] = {"param_groups": opt["param_groups"], "state": opt_json}
+        put("rng.augment", self.aug_generator.get_state())
+        put("rng.torch", torch.get_rng_state())
+        if self.device.type == "cuda":
+            put("rng.cuda", torch.cuda.get_rng_state(self.device))
+        state["numpy_rng"] = self.np_rng.bit_generator.state
+        for name, sampler in (("lb", self.lb_sampler), ("ulb", self.ulb_sampler)):
+            s = sampler.state_dict()
+            put(f"sampler.{name}.generator", s["generator"])
+            put(f"sampler.{name}.perm", s["perm"])
+            state[f"sampler_{name}_pos"] = s["pos"]
+        algo_json = {}
+        for key, value in self.algorithm.state_dict().items():
+            if isinstance(value, torch.Tensor):
+                put(f"algo.{key}", value)
+            else:
+                algo_json[key] = value
+        state["algorithm"] = algo_json
+        state["log_sums"], state["log_counts"] = self._log_sums, self._log_counts
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        final, old = self.out_dir / CHECKPOINT_DIR, self.out_dir / f".{CHECKPOINT_DIR}.old"
+        tmp = Path(tempfile.mkdtemp(prefix=f".{CHECKPOINT_DIR}.", suffix=".tmp", dir=self.out_dir))
+        try:
+            save_file(tensors, str(tmp / TENSORS_FILE))
+            write_json(tmp / STATE_FILE, state)
+            if old.exists():
+                shutil.rmtree(old)
+            if final.exists():
+                os.replace(final, old)
+            os.replace(tmp, final)
+            if old.exists():
+                shutil.rmtree(old)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def load_checkpoint(self) -> None:
+        """Restore everything :meth:`save_checkpoint` wrote (call after the data is set by ``fit``)."""
+        path = self._checkpoint_path()
+        if path is None:
+            raise FileNotFoundError(f"no checkpoint in {self.out_dir}")
+        state = read_json(path / STATE_FILE)
+        saved = state["config"]
+        diffs = [k for k in _RESUME_KEYS if saved.get(k) != self.config.get(k)]
+        if diffs:
+            detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {self.config.get(k)!r}" for k in diffs)
+            raise ValueError(f"checkpoint in {path} was made with other settings ({detail}); use --force to start over")
+        tensors = load_file(str(path / TENSORS_FILE), device="cpu")
+
+        def group(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        self.model.load_state_dict(group("model."))
+        self.ema.model.load_state_dict(group("ema."))
+        opt_state: dict[int, dict[str, Any]] = {}
+        for key, value in group("optim.").items():
+            pid, _, name = key.partition(".")
+            opt_state.setdefault(int(pid), {})[name] = value
+        for pid, extra in state["optimizer"]["state"].items():
+            opt_state.setdefault(int(pid), {}).update(extra)
+        self.optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
+        self.aug_generator.set_state(tensors["rng.augment"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.np_rng.bit_generator.state = state["numpy_rng"]
+        for name, sampler in (("lb", self.lb_sampler), ("ulb", self.ulb_sampler)):
+            sampler.load_state_dict(
+                {
+                    "generator": tensors[f"sampler.{name}.generator"],
+                    "perm": tensors[f"sampler.{name}.perm"],
+                    "pos": state[f"sampler_{name}_pos"],
+                }
+            )
+        algo_state = {**state.get("algorithm", {}), **group("algo.")}
+        self.algorithm.load_state_dict(algo_state)
+        self._log_sums = {k: float(v) for k, v in state.get("log_sums", {}).items()}
+        self._log_counts = {k: int(v) for k, v in state.get("log_counts", {}).items()}
+        self.step = int(state["step"])
+        # Evaluations logged after this checkpoint belong to the part of the run being redone.
+        log_path = self.out_dir / "log.json"
+        self.log = [e for e in read_json(log_path) if e.get("step", 0) <= self.step] if log_path.exists() else []
+        self.last_metrics = self.log[-1] if self.log and self.log[-1].get("step") == self.step else None
+        if self.out_dir is not None:
+            write_json(log_path, self.log)
