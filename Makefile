@@ -13,6 +13,7 @@ demo: install
 	$(VENV)/bin/semclust demo
 
 test: install
+	$(VENV)/bin/ruff check semclust tests benchmarks
 	$(VENV)/bin/python -m pytest -q
 
 lint: install
