@@ -187,15 +187,18 @@ class Trainer:
             model = build_network(network, num_classes=int(num_classes), in_channels=int(in_channels))
         else:
             model = network(int(num_classes), int(in_channels))
-        self.model = model.to(self.device)
+        model = model.to(self.device)
+        try:
+            self.algorithm = self.algorithm_cls(model, int(num_classes), **algo_hyperparams)
+        except TypeError as err:
+            raise ValueError(f"{self.algorithm_cls.name}: {err}") from err
+        # An algorithm may wrap the network in a module holding its own trainable parts (expert
+        # heads, fusion layers): ``algorithm.model`` is what is optimised, EMA-averaged and saved.
+        self.model = self.algorithm.model.to(self.device)
         self.ema = EMA(self.model, ema, warmup=ema_warmup)
         self.optimizer = torch.optim.SGD(
             param_groups(self.model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov
         )
-        try:
-            self.algorithm = self.algorithm_cls(self.model, int(num_classes), **algo_hyperparams)
-        except TypeError as err:
-            raise ValueError(f"{self.algorithm_cls.name}: {err}") from err
         self.config["algo_hyperparams"] = self.algorithm.hyperparams() or dict(algo_hyperparams)
         self.aug_generator = torch.Generator().manual_seed(self.seed + 1)
         self.np_rng = np.random.default_rng(self.seed + 2)  # for algorithms that sample with numpy
@@ -314,26 +317,36 @@ class Trainer:
 
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def predict(self, x: Any, use_ema: bool = True) -> np.ndarray:
-        """Class predictions (int64) for uint8 images, by the EMA model unless ``use_ema=False``."""
+    def predict_outputs(self, x: Any, use_ema: bool = True) -> dict[str, np.ndarray]:
+        """``algorithm.eval_outputs`` for uint8 images in one pass: ``"pred"`` plus any extras."""
         x = _as_uint8_tensor(x, "images")
         model = self.ema.model if use_ema else self.model
         was_training = model.training
         model.eval()
-        preds = []
+        parts: dict[str, list[torch.Tensor]] = {}
         for start in range(0, len(x), self.eval_batch_size):
             chunk = self._prepare(x[start : start + self.eval_batch_size]).to(self.device)
-            preds.append(model(chunk).argmax(dim=1).cpu())
+            for key, value in self.algorithm.eval_outputs(model, chunk).items():
+                parts.setdefault(key, []).append(value.detach().cpu())
         model.train(was_training)
-        return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+        if not parts:
+            return {"pred": np.zeros(0, dtype=np.int64)}
+        return {key: torch.cat(values).numpy() for key, values in parts.items()}
+
+    def predict(self, x: Any, use_ema: bool = True) -> np.ndarray:
+        """Class predictions (int64) for uint8 images, by the EMA model unless ``use_ema=False``."""
+        return self.predict_outputs(x, use_ema)["pred"]
 
     def evaluate_ema(self) -> dict[str, Any]:
-        """``acc`` (best-matching, as every clustering run), ``top1`` (plain), ``nmi``, ``ari``, ``n``."""
-        pred = self.predict(self._x_eval)
+        """``acc`` (best-matching, as every clustering run), ``top1`` (plain), ``nmi``, ``ari``, ``n``,
+        plus whatever ``algorithm.eval_metrics`` adds (e.g. per-group or per-expert accuracy)."""
+        outputs = self.predict_outputs(self._x_eval)
+        pred = outputs["pred"]
         y = self._y_eval.numpy()
         known = y >= 0
         metrics = evaluate(y, pred)
         metrics["top1"] = float((pred[known] == y[known]).mean())
+        metrics.update(self.algorithm.eval_metrics(outputs, y))
         return metrics
 
     def _evaluate_and_log(self) -> None:

@@ -29,4 +29,4 @@ def get_algorithm(name: str) -> type:
 
 
 # Built-in algorithms register themselves on import (after register() exists).
-from semclust.ssl.algorithms import fixmatch  # noqa: E402,F401
+from semclust.ssl.algorithms import cpe, fixmatch, fixmatch_la, metaexpert  # noqa: E402,F401

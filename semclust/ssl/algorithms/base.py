@@ -41,6 +41,18 @@ class SSLAlgorithm(ABC):
         """JSON-ready hyperparameters, recorded in checkpoints and run.json."""
         return {}
 
+    def eval_outputs(self, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-image evaluation outputs of ``model`` (the EMA copy) for a normalised batch.
+
+        ``"pred"`` (class predictions) is required; extras (per-expert predictions, ...) are
+        concatenated over batches and handed to :meth:`eval_metrics`.
+        """
+        return {"pred": model(x).argmax(dim=1)}
+
+    def eval_metrics(self, outputs: dict[str, Any], y: Any) -> dict[str, Any]:
+        """Extra evaluation metrics from :meth:`eval_outputs` (numpy arrays) and the labels ``y``."""
+        return {}
+
     def on_train_start(self, trainer: Any) -> None:  # noqa: B027 (optional hook)
         """Called once before the first step (also after a resume)."""
 
