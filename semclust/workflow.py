@@ -87,8 +87,12 @@ def feature_set_from_store(
     vocabulary: str | None = None,
     noun_templates: str | Sequence[str] = "single",
     progress: ProgressFactory | None = None,
+    source: ImageSource | None = None,
 ) -> FeatureSet:
     """The views of a store, plus lazy access to its encoder's text tower and noun vocabulary.
+
+    With ``source`` (the source the store was built from), ``images`` lazily returns its uint8
+    images aligned with the store's ids (folders resized to 32 px), for methods such as asd.
 
     ``vocabulary`` is a file with one noun per line; by default WordNet's nouns. Their text
     embeddings are cached under ``$SEMCLUST_CACHE/texts`` per encoder and templates.
@@ -122,6 +126,13 @@ def feature_set_from_store(
             lazy["nouns"] = (list(vocab.names), embeddings)
         return lazy["nouns"]
 
+    def images() -> tuple[np.ndarray, list[str]]:
+        if "images" not in lazy:
+            from semclust.methods.asd import source_images
+
+            lazy["images"] = source_images(source, store.ids)
+        return lazy["images"]
+
     return FeatureSet(
         joint=store.load("joint"),
         visual=store.load("visual") if "visual" in store.views else None,
@@ -131,6 +142,7 @@ def feature_set_from_store(
         nouns=nouns,
         encoder=encoder,
         progress=progress,
+        images=images if source is not None else None,
     )
 
 
@@ -159,6 +171,7 @@ def cluster(
     data_root: str | None = None,
     method_options: dict[str, Any] | None = None,
     vocabulary: str | None = None,
+    noun_templates: str | Sequence[str] = "single",
     name_clusters: bool = True,
     progress: ProgressFactory | None = None,
 ) -> ClusterRun:
@@ -166,14 +179,16 @@ def cluster(
     timings: dict[str, float] = {}
     out_dir = prepare_run_dir(out, force) if out is not None else None
     started = time.perf_counter()
+    image_source: ImageSource | None = None
     if FeatureStore.is_store(source):
         store = FeatureStore(source)
         if not store.complete:
             raise ValueError(f"feature store {source} is incomplete; finish it with 'semclust embed'")
         embed_info: dict[str, Any] = {"store": str(store.root), "reused": True}
     else:
+        image_source = open_any_source(source, labels_from_folders=labels_from_folders, data_root=data_root)
         embedded = embed(
-            source,
+            image_source,
             encoder=encoder,
             device=device,
             batch_size=batch_size,
@@ -188,9 +203,20 @@ def cluster(
             "shards_reused": embedded.report.shards_reused,
         }
     timings["features"] = time.perf_counter() - started
+    if len(store) == 0:
+        skipped = store.skipped
+        first = f" (first: {skipped[0].item_id}: {skipped[0].reason})" if skipped else ""
+        raise ValueError(f"no readable images in {source}: all {len(skipped)} files were skipped{first}")
 
     t0 = time.perf_counter()
-    features = feature_set_from_store(store, device=device, vocabulary=vocabulary, progress=progress)
+    features = feature_set_from_store(
+        store,
+        device=device,
+        vocabulary=vocabulary,
+        noun_templates=noun_templates,
+        progress=progress,
+        source=image_source,
+    )
     timings["load"] = time.perf_counter() - t0
     k_auto = None
     if n_clusters == "auto":
@@ -220,6 +246,7 @@ def cluster(
         "features": embed_info,
         "method_options": {**(method_options or {}), **result.info},
         "vocabulary": vocabulary or ("wordnet-3.0-nouns" if name_clusters else None),
+        "noun_templates": noun_templates,
         "n_items": len(ids),
         "n_skipped": len(store.skipped),
         "skipped": [{"id": s.item_id, "reason": s.reason} for s in store.skipped],
@@ -236,15 +263,16 @@ def cluster(
             metrics=metrics,
             run_record=record,
         )
-        from semclust.outputs.model import MODEL_DIR, save_result
+        from semclust.outputs.model import METHOD_ESTIMATORS, MODEL_DIR, save_result
 
-        save_result(
-            out_dir / MODEL_DIR,
-            method=method,
-            result=result,
-            encoder_config=store.encoder_config,
-            extra={"feature_dtype": store.manifest.get("dtype", "float32")},
-        )
+        if method in METHOD_ESTIMATORS:  # methods with no saved-model format yet (asd) write no model/
+            save_result(
+                out_dir / MODEL_DIR,
+                method=method,
+                result=result,
+                encoder_config=store.encoder_config,
+                extra={"feature_dtype": store.manifest.get("dtype", "float32")},
+            )
     return ClusterRun(out_dir, ids, result, metrics, store.skipped, record)
 
 

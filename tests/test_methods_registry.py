@@ -38,7 +38,7 @@ FAST = {
 }
 
 
-@pytest.mark.parametrize("method", sorted(set(METHODS) - {"zeroshot"}))
+@pytest.mark.parametrize("method", sorted(set(METHODS) - {"zeroshot", "asd"}))
 def test_each_method_clusters_planted_data_and_names_clusters(method: str) -> None:
     features = planted()
     result = run_method(method, features, 3, random_state=0, **FAST.get(method, {}))
@@ -53,7 +53,7 @@ def test_each_method_clusters_planted_data_and_names_clusters(method: str) -> No
 
 
 def test_same_seed_same_labels_for_every_method() -> None:
-    for method in sorted(set(METHODS) - {"zeroshot"}):
+    for method in sorted(set(METHODS) - {"zeroshot", "asd"}):
         a = run_method(method, planted(), 3, random_state=3, **FAST.get(method, {})).labels
         b = run_method(method, planted(), 3, random_state=3, **FAST.get(method, {})).labels
         np.testing.assert_array_equal(a, b, err_msg=method)

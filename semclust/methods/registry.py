@@ -34,6 +34,9 @@ class FeatureSet:
     nouns: Callable[[], tuple[list[str], np.ndarray]] | None = None
     encoder: Callable[[], Any] | None = None
     progress: Callable[[str, int], Callable[..., None]] | None = None
+    # uint8 images [n,H,W] or [n,H,W,3] aligned with the rows above, and their ids (methods that
+    # train on pixels, e.g. asd); None when the source is not at hand (a feature-store directory).
+    images: Callable[[], tuple[np.ndarray, list[str]]] | None = None
 
     def text_tower(self) -> Any:
         """The frozen text model that prompt learning runs through."""
@@ -74,7 +77,7 @@ class MethodResult:
 
 
 def _kmeans(
-    features: FeatureSet, n_clusters: int, random_state: int, view: str | None = None, n_init: int = 5, **_: Any
+    features: FeatureSet, n_clusters: int, random_state: int, view: str | None = None, n_init: int = 5
 ) -> MethodResult:
     # Image-only step: the visual view keeps more class information than a bridged joint view.
     view = view or ("visual" if features.visual is not None else "joint")
@@ -89,7 +92,6 @@ def _zeroshot(
     random_state: int,
     class_names: Sequence[str] | None = None,
     templates: Sequence[str] = DEFAULT_TEMPLATES,
-    **_: Any,
 ) -> MethodResult:
     names = list(class_names or features.class_names or [])
     if not names:
@@ -194,6 +196,49 @@ def _scan(
     return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
 
 
+def _asd(
+    features: FeatureSet,
+    n_clusters: int,
+    random_state: int,
+    view: str | None = None,
+    flip: bool | None = None,
+    **options: Any,
+) -> MethodResult:
+    from semclust.methods.asd import ASD
+
+    if features.images is None:
+        raise ValueError(
+            "asd trains on the images themselves: cluster an image folder or dataset:NAME, not a feature store"
+        )
+    images, _ = features.images()
+    if flip is None:
+        flip = min(images.shape[1], images.shape[2]) >= 16  # tiny symbols (8x8 digits): a mirror is another symbol
+    sample_features = None
+    if options.get("sampler") == "prototype":
+        view = view or ("visual" if features.visual is not None else "joint")
+        sample_features = features.view(view)
+    estimator = ASD(n_clusters=n_clusters, random_state=random_state, flip=flip, **options)
+    # Labels only measure the purity of the sampled images' cluster labels; training never reads them.
+    estimator.fit(images, y=features.labels, features=sample_features, progress=features.progress)
+    info: dict[str, Any] = {
+        "n_labelled": estimator.n_labelled_,
+        "coverage_probability": estimator.coverage_probability_,
+        "sampler": estimator.sampler,
+        "sampler_view": view if sample_features is not None else None,
+        "grouping": estimator.grouping,
+        "flip": bool(flip),
+        "image_shape": list(estimator.image_shape_),
+        "transitions_counted": int(estimator.transitions_.sum()),
+        "co_predictions_used": estimator.co_predictions_used_,
+        "sampled_indices": [int(i) for i in estimator.sampled_indices_],
+        "instance_groups": [int(g) for g in estimator.instance_groups_],
+    }
+    if estimator.pseudo_label_purity_ is not None:
+        info["pseudo_label_purity"] = estimator.pseudo_label_purity_
+        info["classes_covered"] = estimator.classes_covered_
+    return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
+
+
 METHODS: dict[str, Callable[..., MethodResult]] = {
     "kmeans": _kmeans,
     "zeroshot": _zeroshot,
@@ -202,6 +247,7 @@ METHODS: dict[str, Callable[..., MethodResult]] = {
     "laic-notrain": _laic_notrain,
     "laic": _laic,
     "scan": _scan,
+    "asd": _asd,
 }
 
 

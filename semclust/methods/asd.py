@@ -1,0 +1,499 @@
+"""ASD: cluster images by cold-starting a semi-supervised learner with no labels.
+
+After Duan, Qi, Shi, Gao (TIP 2025, arXiv 2509.20976), which has no public code; the unknowns
+(RESEARCH.md section 4) are settled here as follows.
+
+1. **Sample** ``n_l`` images: ``"uniform"`` at random, or ``"prototype"``: k-means with ``n_l``
+   centers on image features, the image nearest each center (plus, with ``n_neighbours``, its
+   nearest neighbours as extra views of the same instance). ``n_l`` defaults to
+   ``max(10 K, smallest n_l whose coverage probability is >= 0.99)``.
+2. **Instance stage**: FixMatch (:class:`semclust.ssl.trainer.Trainer`) with ``n_l`` classes, each
+   sampled image its own class (its augmented views share the label), trained alongside all
+   images as unlabelled data.
+3. **Class transitions**: every ``record_every`` steps the argmax prediction of the (live)
+   model on up to ``max_tracked`` unlabelled images is recorded. Within the window (the last
+   ``transition_window`` fraction of the instance steps) an image predicted ``a`` at one record
+   and ``b != a`` at the next adds one to ``T[a, b]``. Interpretation: an image that drifts
+   between two instance classes sits between them, so frequent drifts mean the two instances
+   are semantically close. ``S = T + T^T``, row-normalised.
+   When transitions are sparse (fewer than ``n_l`` in the window, or always with
+   ``co_prediction=True``) co-predictions are added: for every tracked image at every record in
+   the window, its two most probable instance classes ``(a, b)`` add one to ``C[a, b]`` and
+   ``C[b, a]``; then ``S = T + T^T + C`` before row normalisation.
+4. **Grouping**: the symmetrised row-normalised similarity ``(S_rn + S_rn^T) / 2`` (plus
+   ``1e-6`` so that the graph is connected) is clustered into K groups by spectral clustering
+   (``affinity="precomputed"``) or average-linkage agglomerative clustering on ``1 - S / max S``.
+   Group index = cluster label of each sampled image (and of its neighbour views).
+5. **SSL stage**: FixMatch with the sampled images and their cluster labels as the labelled
+   set and every image unlabelled; ``labels_`` is the EMA model's argmax on every image.
+
+Rounds (``rounds > 1``): each further round samples ``n_l`` new images, never one sampled
+before, runs stages 2-4 on them, aligns its groups to the previous round's clusters by
+Hungarian matching of the groups against the previous SSL model's predictions on the new
+images, adds them to the labelled set and retrains stage 5 on the union.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+SAMPLERS = ("uniform", "prototype")
+GROUPINGS = ("spectral", "agglomerative")
+
+
+# ----------------------------------------------------------------------------- coverage
+def _log_comb(n: float, k: int) -> float:
+    return math.lgamma(n + 1.0) - math.lgamma(k + 1.0) - math.lgamma(n - k + 1.0)
+
+
+def coverage_probability(n: int, n_clusters: int, n_labelled: int) -> float:
+    """Chance that ``n_labelled`` uniform draws without replacement from ``n`` images in
+    ``n_clusters`` balanced classes include every class (inclusion-exclusion):
+    ``P = 1 - sum_{i=1..K} (-1)^(i-1) C(K,i) C(n - i n/K, n_l) / C(n, n_l)``."""
+    n, k, m = int(n), int(n_clusters), int(n_labelled)
+    if k < 1 or n < 1 or m < 0:
+        raise ValueError(f"need n >= 1, K >= 1, n_l >= 0; got n={n}, K={k}, n_l={m}")
+    if m > n:
+        raise ValueError(f"cannot draw n_l={m} images from n={n}")
+    log_total = _log_comb(n, m)
+    miss = 0.0
+    for i in range(1, k + 1):
+        rest = n - i * n / k
+        if rest < m:
+            continue
+        term = math.exp(_log_comb(k, i) + _log_comb(rest, m) - log_total)
+        miss += term if i % 2 == 1 else -term
+    return float(min(1.0, max(0.0, 1.0 - miss)))
+
+
+def default_n_labelled(n: int, n_clusters: int, target: float = 0.99) -> int:
+    """``max(10 K, smallest n_l with coverage >= target)``, at most ``n``."""
+    m = int(n_clusters)
+    while m < n and coverage_probability(n, n_clusters, m) < target:
+        m += 1
+    return int(min(n, max(m, 10 * n_clusters)))
+
+
+# ----------------------------------------------------------------------------- samplers
+def sample_uniform(n: int, n_labelled: int, rng: np.random.Generator, exclude: Sequence[int] = ()) -> np.ndarray:
+    """``n_labelled`` distinct indices of ``range(n)``, none in ``exclude``."""
+    pool = np.setdiff1d(np.arange(n), np.asarray(exclude, dtype=np.int64))
+    if len(pool) < n_labelled:
+        raise ValueError(f"only {len(pool)} images left to sample, need {n_labelled} (too many rounds?)")
+    return np.sort(rng.choice(pool, size=n_labelled, replace=False)).astype(np.int64)
+
+
+def sample_prototypes(
+    features: np.ndarray,
+    n_labelled: int,
+    random_state: int = 0,
+    exclude: Sequence[int] = (),
+    n_neighbours: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """k-means with ``n_labelled`` centers; the image nearest each center (not in ``exclude``,
+    not already taken). Returns ``(prototypes [n_l], neighbours [n_l, n_neighbours])``; the
+    neighbours are each prototype's nearest other images (excluded ones and prototypes left out)."""
+    from sklearn.cluster import KMeans
+
+    x = np.asarray(features, dtype=np.float32)
+    if len(x) - len(set(map(int, exclude))) < n_labelled:
+        raise ValueError(f"only {len(x) - len(exclude)} images left to sample, need {n_labelled}")
+    km = KMeans(n_clusters=n_labelled, n_init=3, random_state=random_state).fit(x)
+    d2 = (x**2).sum(1)[None, :] - 2.0 * km.cluster_centers_ @ x.T + (km.cluster_centers_**2).sum(1)[:, None]
+    banned = np.zeros(len(x), dtype=bool)
+    banned[np.asarray(exclude, dtype=np.int64)] = True
+    chosen = np.empty(n_labelled, dtype=np.int64)
+    for c in range(n_labelled):
+        row = np.where(banned, np.inf, d2[c])
+        chosen[c] = int(np.argmin(row))
+        banned[chosen[c]] = True
+    neighbours = np.zeros((n_labelled, 0), dtype=np.int64)
+    if n_neighbours > 0:
+        px = x[chosen]
+        dn = (x**2).sum(1)[None, :] - 2.0 * px @ x.T
+        dn[:, banned] = np.inf
+        neighbours = np.argsort(dn, axis=1, kind="stable")[:, :n_neighbours].astype(np.int64)
+    return chosen, neighbours
+
+
+# ----------------------------------------------------------------------------- transitions
+def count_transitions(records: Sequence[np.ndarray], n_classes: int) -> np.ndarray:
+    """``T[a, b]`` = number of (image, consecutive record pair) predicted ``a`` then ``b != a``."""
+    t = np.zeros((n_classes, n_classes), dtype=np.int64)
+    for prev, cur in zip(records[:-1], records[1:]):
+        prev, cur = np.asarray(prev, dtype=np.int64), np.asarray(cur, dtype=np.int64)
+        moved = prev != cur
+        np.add.at(t, (prev[moved], cur[moved]), 1)
+    return t
+
+
+def count_co_predictions(top2: Sequence[np.ndarray], n_classes: int) -> np.ndarray:
+    """Symmetric ``C[a, b]``: how often ``a`` and ``b`` were an image's two most probable classes."""
+    c = np.zeros((n_classes, n_classes), dtype=np.int64)
+    for pairs in top2:
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        np.add.at(c, (pairs[:, 0], pairs[:, 1]), 1)
+        np.add.at(c, (pairs[:, 1], pairs[:, 0]), 1)
+    return c
+
+
+def transition_similarity(transitions: np.ndarray, co_predictions: np.ndarray | None = None) -> np.ndarray:
+    """``S = T + T^T (+ C)``, each row divided by its sum (rows with no counts stay zero)."""
+    t = np.asarray(transitions, dtype=np.float64)
+    s = t + t.T
+    if co_predictions is not None:
+        s = s + np.asarray(co_predictions, dtype=np.float64)
+    np.fill_diagonal(s, 0.0)
+    sums = s.sum(axis=1, keepdims=True)
+    return np.divide(s, sums, out=np.zeros_like(s), where=sums > 0)
+
+
+def group_instances(
+    similarity: np.ndarray, n_clusters: int, method: str = "spectral", random_state: int = 0
+) -> np.ndarray:
+    """K groups of the instance classes from a (row-normalised) similarity; int64 [n_l]."""
+    s = np.asarray(similarity, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] != s.shape[1]:
+        raise ValueError(f"similarity must be square, got {s.shape}")
+    if not 2 <= n_clusters <= len(s):
+        raise ValueError(f"cannot group {len(s)} instance classes into {n_clusters} clusters")
+    a = (s + s.T) / 2.0
+    np.fill_diagonal(a, 0.0)
+    a = a + 1e-6
+    if method == "spectral":
+        import warnings
+
+        from sklearn.cluster import SpectralClustering
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "graph is not fully connected"
+            model = SpectralClustering(
+                n_clusters=n_clusters, affinity="precomputed", assign_labels="cluster_qr", random_state=random_state
+            )
+            labels = model.fit_predict(a)
+    elif method == "agglomerative":
+        from sklearn.cluster import AgglomerativeClustering
+
+        dist = 1.0 - a / a.max()
+        np.fill_diagonal(dist, 0.0)
+        labels = AgglomerativeClustering(n_clusters=n_clusters, metric="precomputed", linkage="average").fit_predict(
+            dist
+        )
+    else:
+        raise ValueError(f"unknown grouping {method!r}; expected one of {', '.join(GROUPINGS)}")
+    # Number groups by their smallest member so the result does not depend on solver numbering.
+    _, first = np.unique(labels, return_index=True)
+    order = np.argsort(first)
+    remap = np.empty(labels.max() + 1, dtype=np.int64)
+    remap[np.unique(labels)[order]] = np.arange(len(order))
+    return remap[labels].astype(np.int64)
+
+
+def _align(groups: np.ndarray, predicted: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Rename ``groups`` so that they agree best with ``predicted`` (Hungarian matching)."""
+    from scipy.optimize import linear_sum_assignment
+
+    overlap = np.zeros((n_clusters, n_clusters), dtype=np.int64)
+    np.add.at(overlap, (groups, predicted), 1)
+    rows, cols = linear_sum_assignment(-overlap)
+    mapping = np.arange(n_clusters)
+    mapping[rows] = cols
+    return mapping[groups]
+
+
+def _ssl_ticker(tick: Callable | None) -> Callable[[int, dict[str, float]], None] | None:
+    if tick is None:
+        return None
+    return lambda step, logs: tick(1, f"loss {logs['loss']:.3f} mask {logs['mask_ratio']:.2f}")
+
+
+# ----------------------------------------------------------------------------- estimator
+class ASD:
+    """Cluster uint8 images with ASD (see the module docstring).
+
+    ``fit(images, y=None, features=None)``: ``images`` uint8 ``[n,H,W]`` or ``[n,H,W,3]``;
+    ``features`` (``[n, d]``) feed the prototype sampler; ``y`` only measures the purity of the
+    sampled images' cluster labels (never used for training). Learned: ``labels_``,
+    ``sampled_indices_`` (all rounds, in order), ``instance_groups_`` (cluster of each sampled
+    image), ``similarity_`` (last round, ``[n_l, n_l]``), ``transitions_``,
+    ``coverage_probability_``, ``pseudo_label_purity_`` (None without ``y``),
+    ``classes_covered_`` (None without ``y``).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int,
+        n_labelled: int | None = None,
+        sampler: str = "uniform",
+        n_neighbours: int = 0,
+        instance_steps: int = 300,
+        record_every: int = 5,
+        transition_window: float = 0.5,
+        max_tracked: int = 5000,
+        co_prediction: bool | str = "auto",
+        grouping: str = "spectral",
+        ssl_steps: int = 300,
+        network: str = "cnn",
+        batch_size: int = 32,
+        mu: int = 7,
+        lr: float = 0.03,
+        threshold: float = 0.95,
+        image_size: int | None = None,
+        flip: bool = True,
+        rounds: int = 1,
+        device: str = "cpu",
+        random_state: int = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_labelled = n_labelled
+        self.sampler = sampler
+        self.n_neighbours = n_neighbours
+        self.instance_steps = instance_steps
+        self.record_every = record_every
+        self.transition_window = transition_window
+        self.max_tracked = max_tracked
+        self.co_prediction = co_prediction
+        self.grouping = grouping
+        self.ssl_steps = ssl_steps
+        self.network = network
+        self.batch_size = batch_size
+        self.mu = mu
+        self.lr = lr
+        self.threshold = threshold
+        self.image_size = image_size
+        self.flip = flip
+        self.rounds = rounds
+        self.device = device
+        self.random_state = random_state
+
+    def get_params(self) -> dict[str, Any]:
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    # -------------------------------------------------------------- helpers
+    def _check(self, n: int) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {', '.join(SAMPLERS)}")
+        if self.grouping not in GROUPINGS:
+            raise ValueError(f"unknown grouping {self.grouping!r}; expected one of {', '.join(GROUPINGS)}")
+        if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 2:
+            raise ValueError(f"n_clusters must be an integer of at least 2, got {self.n_clusters!r}")
+        if not 0.0 < float(self.transition_window) <= 1.0:
+            raise ValueError(f"transition_window must be in (0, 1], got {self.transition_window}")
+        for name in ("instance_steps", "ssl_steps", "record_every", "rounds", "batch_size", "mu", "max_tracked"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.n_neighbours < 0:
+            raise ValueError(f"n_neighbours must be >= 0, got {self.n_neighbours}")
+        if self.co_prediction not in (True, False, "auto"):
+            raise ValueError(f"co_prediction must be true, false or 'auto', got {self.co_prediction!r}")
+
+    def _prepare_images(self, images: Any) -> np.ndarray:
+        from semclust.ssl.data import resize_uint8
+
+        x = np.asarray(images)
+        if x.dtype != np.uint8 or x.ndim not in (3, 4):
+            raise ValueError(f"images must be uint8 [n,H,W] or [n,H,W,C], got {x.dtype} {x.shape}")
+        size = self.image_size
+        if size is None and min(x.shape[1], x.shape[2]) < 16:
+            size = 16  # the small CNN pools three times: tiny images (8x8 digits) go up to 16 px
+        if size is None and x.shape[1] != x.shape[2]:
+            size = max(x.shape[1], x.shape[2])
+        return resize_uint8(x, int(size)) if size is not None else x
+
+    def _trainer(self, num_classes: int, steps: int, in_channels: int, seed: int) -> Any:
+        from semclust.ssl.trainer import Trainer
+
+        return Trainer(
+            "fixmatch",
+            network=self.network,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            total_steps=steps,
+            batch_size=self.batch_size,
+            mu=self.mu,
+            lr=self.lr,
+            device=self.device,
+            seed=seed,
+            flip=bool(self.flip),
+            threshold=self.threshold,
+        )
+
+    def _instance_stage(
+        self, x: np.ndarray, lb_idx: np.ndarray, lb_inst: np.ndarray, n_inst: int, seed: int, tick: Callable | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Train the instance classifier; ``(T, S, C or None)`` from its recorded predictions."""
+        import torch
+
+        rng = np.random.default_rng(seed + 7)
+        tracked = (
+            np.arange(len(x))
+            if len(x) <= self.max_tracked
+            else np.sort(rng.choice(len(x), self.max_tracked, replace=False))
+        )
+        x_tracked = x[tracked]
+        in_channels = 1 if x.ndim == 3 else x.shape[-1]
+        trainer = self._trainer(n_inst, int(self.instance_steps), in_channels, seed)
+        start = int(math.floor((1.0 - float(self.transition_window)) * self.instance_steps))
+        records: list[np.ndarray] = []
+        top2: list[np.ndarray] = []
+
+        @torch.no_grad()
+        def record() -> None:
+            model = trainer.model
+            was = model.training
+            model.eval()
+            outs = []
+            for s in range(0, len(x_tracked), 1024):
+                chunk = trainer._prepare(torch.from_numpy(np.ascontiguousarray(x_tracked[s : s + 1024])))
+                outs.append(model(chunk.to(trainer.device)).float().cpu())
+            model.train(was)
+            logits = torch.cat(outs)
+            records.append(logits.argmax(dim=1).numpy())
+            top2.append(logits.topk(2, dim=1).indices.numpy())
+
+        def on_step(step: int, logs: dict[str, float]) -> None:
+            if tick is not None:
+                tick(1, f"instance loss {logs['loss']:.3f}")
+            if step >= start and (step - start) % int(self.record_every) == 0:
+                record()
+
+        trainer.fit(x[lb_idx], lb_inst, x, progress=on_step)
+        self.n_records_ = len(records)
+        t = count_transitions(records, n_inst)
+        use_co = self.co_prediction is True or (self.co_prediction == "auto" and t.sum() < n_inst)
+        c = count_co_predictions(top2, n_inst) if use_co else None
+        return t, transition_similarity(t, c), c
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        images: Any,
+        y: Any = None,
+        features: Any = None,
+        progress: Callable[[str, int], Callable[..., None]] | None = None,
+    ) -> ASD:
+        from semclust.metrics import evaluate
+
+        x = self._prepare_images(images)
+        n = len(x)
+        self._check(n)
+        k = int(self.n_clusters)
+        n_l = int(self.n_labelled) if self.n_labelled is not None else default_n_labelled(n, k)
+        if not k <= n_l <= n:
+            raise ValueError(f"n_labelled must lie in [K={k}, n={n}], got {n_l}")
+        if n_l < 2:
+            raise ValueError("n_labelled must be at least 2")
+        if n_l * int(self.rounds) > n:
+            raise ValueError(f"{self.rounds} rounds of {n_l} images need {n_l * self.rounds} images, have {n}")
+        feats = None
+        if self.sampler == "prototype":
+            feats = np.asarray(features, dtype=np.float32) if features is not None else x.reshape(n, -1) / 255.0
+            if len(feats) != n:
+                raise ValueError(f"features have {len(feats)} rows for {n} images")
+        y_arr = None if y is None else np.asarray(y, dtype=np.int64)
+        self.coverage_probability_ = coverage_probability(n, k, n_l)
+        self.n_labelled_ = n_l
+        rng = np.random.default_rng(self.random_state)
+        in_channels = 1 if x.ndim == 3 else x.shape[-1]
+
+        sampled: list[np.ndarray] = []
+        lb_idx_all: list[np.ndarray] = []
+        lb_lab_all: list[np.ndarray] = []
+        groups_all: list[np.ndarray] = []
+        trainer = None
+        for r in range(int(self.rounds)):
+            seed = int(self.random_state) + 1000 * r
+            used = np.concatenate(sampled) if sampled else np.zeros(0, dtype=np.int64)
+            if self.sampler == "uniform":
+                chosen = sample_uniform(n, n_l, rng, exclude=used)
+                neighbours = np.zeros((n_l, 0), dtype=np.int64)
+            else:
+                used_all = np.concatenate([used, *lb_idx_all]) if lb_idx_all else used
+                chosen, neighbours = sample_prototypes(
+                    feats, n_l, random_state=seed, exclude=np.unique(used_all), n_neighbours=int(self.n_neighbours)
+                )
+            lb_idx = np.concatenate([chosen, neighbours.reshape(-1)])
+            lb_inst = np.concatenate([np.arange(n_l), np.repeat(np.arange(n_l), neighbours.shape[1])])
+            tick = (
+                progress(f"asd round {r + 1}: instance stage ({n_l} classes)", int(self.instance_steps))
+                if progress
+                else None
+            )
+            t, s, c = self._instance_stage(x, lb_idx, lb_inst, n_l, seed, tick)
+            groups = group_instances(s, k, self.grouping, random_state=seed)
+            if trainer is not None:
+                groups = _align(groups, trainer.predict(x[chosen]), k)
+            sampled.append(chosen)
+            groups_all.append(groups)
+            lb_idx_all.append(lb_idx)
+            lb_lab_all.append(groups[lb_inst])
+            self.transitions_, self.similarity_ = t, s
+            self.co_predictions_used_ = c is not None
+            tick = progress(f"asd round {r + 1}: fixmatch ({k} clusters)", int(self.ssl_steps)) if progress else None
+            trainer = self._trainer(k, int(self.ssl_steps), in_channels, seed + 1)
+            on_step = _ssl_ticker(tick)
+            trainer.fit(
+                np.ascontiguousarray(x[np.concatenate(lb_idx_all)]), np.concatenate(lb_lab_all), x, progress=on_step
+            )
+
+        self.sampled_indices_ = np.concatenate(sampled)
+        self.instance_groups_ = np.concatenate(groups_all)
+        self.labelled_indices_ = np.concatenate(lb_idx_all)
+        self.labelled_labels_ = np.concatenate(lb_lab_all)
+        self.trainer_ = trainer
+        self.image_shape_ = tuple(int(v) for v in x.shape[1:])
+        self.labels_ = trainer.predict(x).astype(np.int64)
+        self.pseudo_label_purity_ = None
+        self.classes_covered_ = None
+        if y_arr is not None and (y_arr[self.sampled_indices_] >= 0).any():
+            ys = y_arr[self.sampled_indices_]
+            known = ys >= 0
+            self.pseudo_label_purity_ = float(evaluate(ys[known], self.instance_groups_[known])["acc"])
+            self.classes_covered_ = int(len(np.unique(ys[known])))
+        return self
+
+    def fit_predict(self, images: Any, y: Any = None, features: Any = None, **kw: Any) -> np.ndarray:
+        return self.fit(images, y=y, features=features, **kw).labels_
+
+    def predict(self, images: Any) -> np.ndarray:
+        """Cluster of new uint8 images (resized like the training images) by the EMA model."""
+        if not hasattr(self, "trainer_"):
+            from semclust.methods.base import NotFittedError
+
+            raise NotFittedError("This ASD instance is not fitted yet; call 'fit' first.")
+        x = self._prepare_images(images)
+        if tuple(x.shape[1:]) != self.image_shape_:
+            from semclust.ssl.data import resize_uint8
+
+            x = resize_uint8(x, self.image_shape_[0])
+        return self.trainer_.predict(x).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- images of a source
+def source_images(source: Any, ids: Sequence[str], size: int = 32) -> tuple[np.ndarray, list[str]]:
+    """uint8 images of ``source`` in the order of ``ids`` (e.g. a feature store's, which leaves
+    out items that failed to decode). Array-backed sources give their array rows as they are;
+    other sources are decoded as RGB and resized to ``size x size`` so that they stack."""
+    from semclust.data.base import ArraySource
+
+    position = {item_id: i for i, item_id in enumerate(source.ids)}
+    missing = [item_id for item_id in ids if item_id not in position]
+    if missing:
+        raise ValueError(f"{len(missing)} ids are not in source {getattr(source, 'name', '')!r}, e.g. {missing[0]!r}")
+    rows = np.fromiter((position[item_id] for item_id in ids), dtype=np.int64, count=len(ids))
+    if isinstance(source, ArraySource):
+        return np.asarray(source._images)[rows], list(ids)
+    from PIL import Image
+
+    out = np.empty((len(rows), size, size, 3), dtype=np.uint8)
+    for j, i in enumerate(rows):
+        image = source.load(int(i)).convert("RGB").resize((size, size), Image.BILINEAR)
+        out[j] = np.asarray(image, dtype=np.uint8)
+    return out, list(ids)

@@ -1,0 +1,80 @@
+"""``semclust cluster SOURCE --method asd``: tiny runs write the usual files and report the sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fakes import ColourEncoder, colour_images
+from PIL import Image
+from typer.testing import CliRunner
+
+from semclust import workflow
+from semclust.cli.main import app
+from semclust.data.registry import open_source
+from semclust.methods.registry import FeatureSet, run_method
+
+runner = CliRunner()
+TINY = ["--param", "instance_steps=2", "--param", "ssl_steps=2", "--param", "batch_size=4", "--param", "mu=1"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_asd_on_digits_writes_metrics_and_reports_coverage_and_purity(tmp_path: Path, monkeypatch) -> None:
+    # The method is under test, not the encoder: a cheap stand-in embeds the 1797 digits.
+    monkeypatch.setattr(workflow, "get_encoder", lambda *args, **kwargs: ColourEncoder(batch_size=512))
+    out = tmp_path / "run"
+    result = invoke("cluster", "dataset:digits", "--method", "asd", "--k", "10", "--no-names", "--out", str(out),
+                    *TINY, "--param", "n_labelled=20")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 1797 and 0.0 <= metrics["acc"] <= 1.0
+    options = json.loads((out / "run.json").read_text())["method_options"]
+    assert options["n_labelled"] == 20 and options["flip"] is False  # 8x8 digits are never mirrored
+    assert 0.0 < options["coverage_probability"] < 1.0
+    assert 0.0 <= options["pseudo_label_purity"] <= 1.0
+    assert options["image_shape"] == [16, 16]
+    assert len((out / "assignments.csv").read_text().strip().splitlines()) == 1797 + 1
+
+
+def test_folder_images_are_aligned_with_the_store_and_resized(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    images, labels = colour_images(12, seed=3)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        folder = root / ["red", "green", "blue"][label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).resize((40, 24)).save(folder / f"img{i:02d}.png")
+    (root / "red" / "broken.jpg").write_text("not an image")
+    source = open_source(str(root), labels_from_folders=True)
+    store = workflow.embed(source, encoder=ColourEncoder(), out=tmp_path / "store").store
+    assert len(store.skipped) == 1
+    features = workflow.feature_set_from_store(store, source=source)
+    pixels, ids = features.images()
+    assert ids == store.ids and pixels.shape == (12, 32, 32, 3) and pixels.dtype == np.uint8
+    j = source.ids.index(ids[5])
+    expected = np.asarray(source.load(j).convert("RGB").resize((32, 32), Image.BILINEAR))
+    np.testing.assert_array_equal(pixels[5], expected)
+    result = run_method("asd", features, 3, name_clusters_with_nouns=False, n_labelled=6, instance_steps=2,
+                        ssl_steps=2, batch_size=4, mu=1)  # fmt: skip
+    assert result.labels.shape == (12,) and result.info["image_shape"] == [32, 32, 3]
+    assert result.info["flip"] is True and "pseudo_label_purity" in result.info
+    assert workflow.feature_set_from_store(store).images is None
+
+
+def test_asd_without_images_is_a_clear_error() -> None:
+    features = FeatureSet(joint=np.zeros((4, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="asd trains on the images themselves"):
+        run_method("asd", features, 2)

@@ -1,0 +1,157 @@
+"""ASD: coverage formula, samplers, transition counting, grouping and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from semclust.methods.asd import (
+    ASD,
+    count_co_predictions,
+    count_transitions,
+    coverage_probability,
+    default_n_labelled,
+    group_instances,
+    sample_prototypes,
+    sample_uniform,
+    transition_similarity,
+)
+from semclust.metrics import ari
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_coverage_probability_matches_research_values():
+    assert coverage_probability(50000, 10, 50) == pytest.approx(0.95, abs=0.002)
+    assert coverage_probability(50000, 10, 100) == pytest.approx(0.9997, abs=1e-4)
+    assert coverage_probability(100, 10, 9) == 0.0  # fewer draws than classes
+    # K=2, n=4, n_l=2: only {a1,a2} or {b1,b2} miss a class -> 1 - 2/6.
+    assert coverage_probability(4, 2, 2) == pytest.approx(4 / 6)
+    assert coverage_probability(1000, 10, 1000) == pytest.approx(1.0)
+
+
+def test_default_n_labelled_reaches_coverage_and_ten_per_cluster():
+    assert default_n_labelled(50000, 10) == 100
+    m = default_n_labelled(50000, 20)
+    assert m >= 200 and coverage_probability(50000, 20, m) >= 0.99
+    assert default_n_labelled(25, 10) == 25  # capped at n
+
+
+def test_transition_counting_on_a_scripted_sequence():
+    records = [np.array([0, 1, 2, 2]), np.array([1, 1, 0, 2]), np.array([1, 2, 0, 0]), np.array([0, 2, 0, 0])]
+    t = count_transitions(records, 3)
+    # image 0: 0->1, 1->1, 1->0; image 1: 1->1, 1->2, 2->2; image 2: 2->0, 0->0, 0->0; image 3: 2->2, 2->0, 0->0
+    expected = np.zeros((3, 3), dtype=np.int64)
+    expected[0, 1] = 1
+    expected[1, 0] = 1
+    expected[1, 2] = 1
+    expected[2, 0] = 2
+    np.testing.assert_array_equal(t, expected)
+    s = transition_similarity(t)
+    # S = T + T^T = [[0,2,2],[2,0,1],[2,1,0]], row-normalised
+    np.testing.assert_allclose(s, [[0, 0.5, 0.5], [2 / 3, 0, 1 / 3], [2 / 3, 1 / 3, 0]])
+    assert count_transitions([np.array([1, 2])], 3).sum() == 0
+
+
+def test_co_predictions_are_symmetric_and_added_before_normalising():
+    c = count_co_predictions([np.array([[0, 1], [1, 0], [2, 1]])], 3)
+    np.testing.assert_array_equal(c, [[0, 2, 0], [2, 0, 1], [0, 1, 0]])
+    s = transition_similarity(np.zeros((3, 3)), c)
+    np.testing.assert_allclose(s, [[0, 1, 0], [2 / 3, 0, 1 / 3], [0, 1, 0]])
+
+
+@pytest.mark.parametrize("method", ["spectral", "agglomerative"])
+def test_grouping_recovers_blocks(method):
+    rng = np.random.default_rng(0)
+    blocks = np.repeat(np.arange(3), [4, 5, 3])
+    perm = rng.permutation(len(blocks))
+    blocks = blocks[perm]
+    s = np.where(blocks[:, None] == blocks[None, :], 5.0, 0.2) + rng.uniform(0, 0.2, (12, 12))
+    np.fill_diagonal(s, 0)
+    groups = group_instances(transition_similarity(s), 3, method, random_state=0)
+    assert groups.dtype == np.int64 and set(groups) == {0, 1, 2}
+    assert ari(blocks, groups) == pytest.approx(1.0)
+    assert groups[0] == 0  # numbered by first member
+
+
+def test_uniform_sampler_never_repeats_across_rounds():
+    rng = np.random.default_rng(1)
+    first = sample_uniform(30, 10, rng)
+    second = sample_uniform(30, 10, rng, exclude=first)
+    third = sample_uniform(30, 10, rng, exclude=np.concatenate([first, second]))
+    assert len(np.unique(np.concatenate([first, second, third]))) == 30
+    with pytest.raises(ValueError, match="left to sample"):
+        sample_uniform(30, 1, rng, exclude=np.arange(30))
+
+
+def test_prototype_sampler_picks_the_image_nearest_each_center_and_its_neighbours():
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    offsets = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.5], [0.0, -1.5]])
+    x = (centers[:, None, :] + offsets[None]).reshape(-1, 2)  # cluster c: rows 5c..5c+4, 5c at its mean
+    chosen, neighbours = sample_prototypes(x, 3, random_state=0, n_neighbours=2)
+    assert sorted(chosen.tolist()) == [0, 5, 10]
+    for p, nb in zip(chosen, neighbours):
+        assert sorted(nb.tolist()) == [p + 1, p + 2]
+    again, _ = sample_prototypes(x, 3, random_state=0, exclude=[0, 5, 10])
+    assert not set(again.tolist()) & {0, 5, 10}
+    assert sorted(again // 5) == [0, 1, 2]
+
+
+def _bands(n: int = 90, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.integers(0, 60, size=(n, 8, 8)).astype(np.uint8)
+    for c in range(3):
+        x[y == c, 2 * c + 1 : 2 * c + 3, :] += 180
+    return x, y
+
+
+TINY = dict(n_labelled=9, instance_steps=6, ssl_steps=4, record_every=1, batch_size=4, mu=2, flip=False)
+
+
+def test_tiny_end_to_end_run_is_deterministic_and_reports_its_sample():
+    x, y = _bands()
+    a = ASD(3, random_state=3, **TINY).fit(x, y=y)
+    b = ASD(3, random_state=3, **TINY).fit(x, y=y)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.sampled_indices_, b.sampled_indices_)
+    np.testing.assert_array_equal(a.instance_groups_, b.instance_groups_)
+    assert a.labels_.shape == (90,) and a.labels_.min() >= 0 and a.labels_.max() < 3
+    assert len(np.unique(a.sampled_indices_)) == 9
+    assert sorted(set(a.instance_groups_.tolist())) == [0, 1, 2]
+    assert a.similarity_.shape == (9, 9)
+    np.testing.assert_allclose(a.similarity_.sum(1)[a.similarity_.sum(1) > 0], 1.0)
+    assert a.coverage_probability_ == pytest.approx(coverage_probability(90, 3, 9))
+    assert 0.0 <= a.pseudo_label_purity_ <= 1.0 and a.classes_covered_ == len(set(y[a.sampled_indices_]))
+    assert a.image_shape_ == (16, 16)  # 8 px images go up to 16 px
+    assert a.predict(x[:5]).shape == (5,)
+
+
+def test_rounds_resample_without_repetition_and_prototype_sampler_runs():
+    x, y = _bands()
+    est = ASD(3, rounds=2, sampler="prototype", n_neighbours=1, grouping="agglomerative", **TINY)
+    est.fit(x, features=x.reshape(len(x), -1).astype(np.float32))
+    assert len(est.sampled_indices_) == 18 and len(np.unique(est.sampled_indices_)) == 18
+    assert len(est.labelled_indices_) == 36 and est.pseudo_label_purity_ is None
+    assert est.labels_.max() < 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sampler": "nope"}, "unknown sampler"),
+        ({"grouping": "nope"}, "unknown grouping"),
+        ({"n_labelled": 2}, "n_labelled"),
+    ],
+)
+def test_bad_settings_are_value_errors(kwargs, message):
+    x, _ = _bands(30)
+    with pytest.raises(ValueError, match=message):
+        ASD(3, **{**TINY, **kwargs}).fit(x)
