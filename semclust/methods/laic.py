@@ -221,7 +221,8 @@ class LAIC(BaseClusterer):
     ``on_epoch(epoch, mean_loss)`` is called after each epoch.
 
     Learned: ``labels_`` (argmax p), ``centers_`` (unit-norm ``[K, d]`` in the joint space),
-    ``cluster_nouns_`` (top-5 distinct nearest nouns of each center), ``cluster_names_``
+    ``cluster_nouns_`` (top-5 distinct nearest nouns of each center, among the whole vocabulary
+    by default or the selected nouns with ``name_from="selected"``), ``cluster_names_``
     (those joined by ", "), ``initial_labels_``, ``initial_names_``, ``neighbours_``,
     ``neighbour_mask_``, ``loss_history_``, ``neighbour_purity_`` (dict or None) and
     ``no_train_`` (the fitted :class:`LAICNoTrain`).
@@ -259,6 +260,7 @@ class LAIC(BaseClusterer):
         lr: float = 1e-3,
         entropy_weight: float = 5.0,
         n_init: int = 5,
+        name_from: str = "all",
         device: str = "cpu",
         torch_threads: int | None = 1,
         random_state: int = 0,
@@ -279,6 +281,7 @@ class LAIC(BaseClusterer):
         self.batch_size = batch_size
         self.lr = lr
         self.entropy_weight = entropy_weight
+        self.name_from = name_from
         self.n_init = n_init
         self.device = device
         self.torch_threads = torch_threads
@@ -298,6 +301,8 @@ class LAIC(BaseClusterer):
     ) -> LAIC:
         if self.centers not in ("prompt", "free"):
             raise ValueError(f"centers must be 'prompt' or 'free', got {self.centers!r}")
+        if self.name_from not in ("selected", "all"):
+            raise ValueError(f"name_from must be 'selected' or 'all', got {self.name_from!r}")
         if not (np.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
         u = l2_normalize(self._validate_fit_input(X, min_samples=2))
@@ -378,7 +383,12 @@ class LAIC(BaseClusterer):
             w = module().float().cpu().numpy()
         self.centers_ = l2_normalize(np.ascontiguousarray(w, dtype=np.float32))
         self.labels_ = np.argmax(u @ self.centers_.T, axis=1).astype(np.int64)
-        self.cluster_nouns_ = [[names[j] for j in top] for top in nearest_distinct_nouns(self.centers_, s, names, 5)]
+        # name_from="selected" restricts names to the nouns the relation matrix was built on (those
+        # near the images): a learned center can drift where the nearest of 82k nouns are unrelated.
+        pool = base.selected_nouns_ if self.name_from == "selected" else np.arange(len(names))
+        pool_names = [names[j] for j in pool]
+        tops = nearest_distinct_nouns(self.centers_, s[pool], pool_names, 5)
+        self.cluster_nouns_ = [[pool_names[j] for j in top] for top in tops]
         self.cluster_names_ = [", ".join(top) for top in self.cluster_nouns_]
         self.n_features_in_ = u.shape[1]
         return self
