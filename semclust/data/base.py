@@ -38,10 +38,14 @@ class ImageSource(ABC):
     """
 
     name: str = "source"
+    # Subclasses fill these in __init__; the properties below expose them read-only.
+    _ids: list[str]
+    _labels: np.ndarray | None = None
+    _class_names: list[str] | None = None
 
     @property
-    @abstractmethod
-    def ids(self) -> list[str]: ...
+    def ids(self) -> list[str]:
+        return self._ids
 
     @abstractmethod
     def load(self, index: int) -> Image.Image:
@@ -52,11 +56,11 @@ class ImageSource(ABC):
 
     @property
     def labels(self) -> np.ndarray | None:
-        return None
+        return self._labels
 
     @property
     def class_names(self) -> list[str] | None:
-        return None
+        return self._class_names
 
     def describe(self) -> dict[str, Any]:
         """JSON-able identity of the source, stored in manifests and run records."""
@@ -86,18 +90,6 @@ class ArraySource(ImageSource):
         self._class_names = class_names
         self.name = name
         self._ids = [f"{id_prefix}{i}" for i in range(len(images))]
-
-    @property
-    def ids(self) -> list[str]:
-        return self._ids
-
-    @property
-    def labels(self) -> np.ndarray | None:
-        return self._labels
-
-    @property
-    def class_names(self) -> list[str] | None:
-        return self._class_names
 
     def load(self, index: int) -> Image.Image:
         array = self._images[index]

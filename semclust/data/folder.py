@@ -69,20 +69,8 @@ class FolderSource(ImageSource):
             self._labels = np.array([index[f] for f in folders], dtype=np.int64)
 
     @property
-    def ids(self) -> list[str]:
-        return self._ids
-
-    @property
     def paths(self) -> list[Path]:
         return self._paths
-
-    @property
-    def labels(self) -> np.ndarray | None:
-        return self._labels
-
-    @property
-    def class_names(self) -> list[str] | None:
-        return self._class_names
 
     def load(self, index: int) -> Image.Image:
         return decode_image(self._paths[index], self._ids[index], max_pixels=self.max_pixels)

@@ -88,18 +88,6 @@ class RecordImageSource(ImageSource):
         self.name = name
         self._info = dict(info or {})
 
-    @property
-    def ids(self) -> list[str]:
-        return self._ids
-
-    @property
-    def labels(self) -> np.ndarray | None:
-        return self._labels
-
-    @property
-    def class_names(self) -> list[str] | None:
-        return self._class_names
-
     def load(self, index: int) -> Image.Image:
         total = len(self._ids)
         if index < 0:
