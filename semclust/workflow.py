@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from semclust.cache import default_cache_dir
 from semclust.data.base import ImageSource
 from semclust.encoders.base import Encoder
 from semclust.encoders.registry import encoder_from_config, get_encoder
@@ -26,10 +27,6 @@ from semclust.outputs.run_dir import prepare_run_dir, write_run
 from semclust.store.feature_store import BuildReport, FeatureStore, build_store
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("SEMCLUST_CACHE", Path.home() / ".cache" / "semclust"))
 
 
 def open_any_source(spec: str, *, labels_from_folders: bool = False, data_root: str | None = None) -> ImageSource:

@@ -76,3 +76,12 @@ def test_unknown_method_and_missing_k() -> None:
 def test_unknown_parameter_names_it() -> None:
     with pytest.raises(ValueError, match="method laic has no parameter 'epochz'"):
         run_method("laic", planted(), 3, epochz=3)
+
+
+def test_invalid_training_parameters_are_named() -> None:
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got inf"):
+        run_method("laic", planted(), 3, centers="free", lr=float("inf"))
+    with pytest.raises(ValueError, match="epochs"):
+        run_method("laic", planted(), 3, centers="free", epochs=-1)
+    with pytest.raises(ValueError, match="at least 2 class names"):
+        run_method("zeroshot", planted(), None, class_names=["planted0"])

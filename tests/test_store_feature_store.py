@@ -140,3 +140,15 @@ def test_killed_run_resumes_without_recomputing_finished_shards(tmp_path: Path) 
     assert not list((out / "shards").glob(".*.tmp"))
     expected = ColourEncoder().image_views([Image.fromarray(im) for im in images])["joint"]
     np.testing.assert_allclose(FeatureStore(out).load(), expected, atol=1e-3)
+
+
+def test_a_shard_of_the_wrong_shape_is_named(tmp_path: Path) -> None:
+    images, labels = colour_images(8)
+    build_store(ArraySource(images, labels), ColourEncoder(), tmp_path / "s", shard_size=4, dtype="float32")
+    shard = tmp_path / "s" / "shards" / "00001.joint.npy"
+    np.save(shard, np.zeros((4, 3), dtype=np.float32))  # one column short
+    with pytest.raises(StoreError, match="00001.joint.npy: shape"):
+        FeatureStore(tmp_path / "s").load("joint")
+    shard.write_bytes(b"not a numpy file")
+    with pytest.raises(StoreError, match="00001.joint.npy: unreadable shard"):
+        FeatureStore(tmp_path / "s").load("joint")

@@ -140,8 +140,14 @@ class OfflineEncoder(Encoder):
         """MiniLM embeddings of the 1000 ImageNet class texts the bridge is fitted on."""
         key = (self.class_text, self.class_template)
         if key not in self._class_text_cache:
-            texts = [self.class_template.replace("{}", t) for t in imagenet_class_texts(self.class_text)]
-            self._class_text_cache[key] = self.text_tower.encode(texts)
+            from semclust.cache import default_cache_dir
+            from semclust.vocab.text_cache import embed_texts_cached
+
+            # Cached on disk like any vocabulary: every new process would otherwise re-embed them.
+            texts = imagenet_class_texts(self.class_text)
+            self._class_text_cache[key] = embed_texts_cached(
+                self, texts, [self.class_template], default_cache_dir() / "texts"
+            )
         return self._class_text_cache[key]
 
     def classifier_weights(self) -> np.ndarray:
@@ -187,7 +193,9 @@ class OfflineEncoder(Encoder):
         other = OfflineEncoder(
             image_size=self.image_size, device=self.device, batch_size=self.batch_size, **{**current, **options}
         )
-        other._visual, other._text, other._class_text_cache = self._visual, self._text, self._class_text_cache
+        # Load the towers here so the copy shares them instead of loading its own later.
+        other._visual, other._text = self.visual_tower, self.text_tower
+        other._class_text_cache = self._class_text_cache
         return other
 
     def visual_and_logits(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, torch.Tensor]:

@@ -40,7 +40,7 @@ import torch
 from numpy.typing import ArrayLike
 
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
-from semclust.ops.features import as_feature_matrix, l2_normalize
+from semclust.ops.features import as_feature_matrix, check_positive_int, l2_normalize
 from semclust.ops.filtering import filter_neighbours, pair_purity
 from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
 from semclust.ops.knn import knn
@@ -303,8 +303,12 @@ class LAIC(BaseClusterer):
             raise ValueError(f"centers must be 'prompt' or 'free', got {self.centers!r}")
         if self.name_from not in ("selected", "all"):
             raise ValueError(f"name_from must be 'selected' or 'all', got {self.name_from!r}")
-        if not (np.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        for name in ("temperature", "lr"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("epochs", "batch_size", "n_neighbours"):
+            check_positive_int(getattr(self, name), name)
         u = l2_normalize(self._validate_fit_input(X, min_samples=2))
         n = u.shape[0]
         k = check_n_clusters(self.n_clusters, n)

@@ -96,6 +96,8 @@ def _zeroshot(
     names = list(class_names or features.class_names or [])
     if not names:
         raise ValueError("zeroshot needs class names: the dataset has none, pass --class-names a,b,c")
+    if len(names) < 2:
+        raise ValueError(f"zeroshot needs at least 2 class names, got {names}")
     if n_clusters is not None and n_clusters != len(names):
         raise ValueError(f"zeroshot assigns to the {len(names)} class names given, but --k is {n_clusters}")
     if features.encode_texts is None:

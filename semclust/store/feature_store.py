@@ -122,7 +122,18 @@ class FeatureStore:
         if view not in self.views:
             raise StoreError(f"view {view!r} not in store {self.root} (has {', '.join(self.views)})")
         for shard in self._shards:
-            yield np.load(self.root / "shards" / f"{shard['index']:05d}.{view}.npy", mmap_mode="r")
+            path = self.root / "shards" / f"{shard['index']:05d}.{view}.npy"
+            try:
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as err:
+                raise StoreError(f"{path}: unreadable shard ({err}); rebuild the store with --force") from None
+            expected = (len(shard["ids"]), self.views[view])
+            if array.shape != expected:
+                raise StoreError(
+                    f"{path}: shape {array.shape} does not match the manifest {expected}; "
+                    "rebuild the store with --force"
+                )
+            yield array
 
     def load(self, view: str = "joint", dtype: type = np.float32) -> np.ndarray:
         arrays = list(self.iter_shards(view))
