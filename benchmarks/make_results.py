@@ -153,6 +153,28 @@ def language_section(records: list[dict]) -> list[str]:
     return lines
 
 
+def asd_section(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    lines = [
+        "## ASD: clustering by cold-starting FixMatch (`benchmarks/asd.py`)",
+        "",
+        "Fashion-MNIST: learning on (a subset of) train, scoring on test. Settings per record are in "
+        "`benchmarks/results/asd.json`; `kmeans-offline` is fitted on the test features themselves.",
+        "",
+        "| method | seeds | ACC | NMI | ARI | wall s (mean) | settings |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    skip = {"method", "dataset", "seed", "acc", "nmi", "ari", "wall_s", "n", "k"}
+    for method in dict.fromkeys(r["method"] for r in records):
+        rows = [r for r in records if r["method"] == method]
+        cells = [mean_std([r[m] for r in rows]) for m in ("acc", "nmi", "ari")]
+        settings = {k: v for k, v in rows[0].items() if k not in skip and not isinstance(v, (list, dict))}
+        wall = np.mean([r["wall_s"] for r in rows])
+        lines.append(f"| {method} | {len(rows)} | {' | '.join(cells)} | {wall:.1f} | {settings} |")
+    return lines + [""]
+
+
 def main() -> None:
     lines = [
         "# Benchmark results",
@@ -163,6 +185,7 @@ def main() -> None:
     ]
     lines += foundation_section(load("foundation"))
     lines += language_section(load("language"))
+    lines += asd_section(load("asd"))
     lines += bridge_section(load("bridge"))
     lines += defaults_section(load("offline_defaults"))
     (HERE / "RESULTS.md").write_text("\n".join(lines))
