@@ -16,10 +16,6 @@ from semclust.cli.ssl_cmd import register as register_ssl
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cluster unlabelled images and name the clusters.")
 
-app.add_typer(encoders_app, name="encoders", help="Inspect and evaluate encoders.")
-register_predict(app)
-register_report_commands(app)
-register_ssl(app)
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -251,6 +247,13 @@ def demo(
     except USER_ERRORS as err:
         fail(str(err))
     _print_run(run)
+
+
+# Registered after the core commands so `semclust --help` lists them in workflow order.
+register_predict(app)
+register_report_commands(app)
+app.add_typer(encoders_app, name="encoders", help="Inspect and evaluate encoders.")
+register_ssl(app)
 
 
 def main() -> None:
