@@ -89,7 +89,11 @@ class EMA:
 
 
 def _as_uint8_tensor(x: Any, what: str) -> torch.Tensor:
-    t = torch.as_tensor(np.ascontiguousarray(np.asarray(x)) if not isinstance(x, torch.Tensor) else x)
+    if not isinstance(x, torch.Tensor):
+        x = np.ascontiguousarray(np.asarray(x))
+        if not x.flags.writeable:  # e.g. a memmap-backed source; torch wants memory it may write
+            x = x.copy()
+    t = torch.as_tensor(x)
     if t.dtype != torch.uint8:
         raise ValueError(f"{what} must be uint8 images [n,H,W] or [n,H,W,C], got dtype {t.dtype}")
     if t.ndim not in (3, 4):
