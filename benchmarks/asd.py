@@ -1,0 +1,177 @@
+"""ASD benchmark on Fashion-MNIST: ASD vs FixMatch with ground-truth labels for the same number
+of images vs k-means on pixels and on the offline encoder's features; ACC/NMI/ARI per seed.
+
+Learning uses a seeded subset of the train split (``--n-train``, default 10k); every method is
+scored on the 10k test split. ``kmeans-pixels`` is fitted on the train subset's raw pixels and
+predicts the test set; ``kmeans-offline`` is fitted transductively on the test split's offline
+visual features (cached by ``semclust embed``); ``asd`` is fitted on the train subset (labels
+unused) and predicts the test images; ``fixmatch-truth`` trains the same network for the same
+steps / batch as ASD's SSL stage with the true labels of ``n_l`` train-subset images
+(``n_l / 10`` per class), unlabelled data = the whole train subset.
+
+Records are rewritten to ``benchmarks/results/asd.json`` after every run, cheapest first:
+both k-means baselines for all seeds, then asd and fixmatch-truth seed by seed.
+
+Run: ``.venv/bin/python benchmarks/asd.py [--seeds 0 1 2] [--instance-steps 400 --ssl-steps 400]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semclust.data.registry import open_source
+from semclust.methods.asd import ASD, default_n_labelled
+from semclust.methods.kmeans import KMeansClusterer
+from semclust.metrics import evaluate
+from semclust.ssl.data import labels_per_class_split, source_arrays
+from semclust.ssl.trainer import Trainer
+from semclust.workflow import embed
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import write_records  # noqa: E402
+
+DATASET = "fashion-mnist"
+K = 10
+
+
+def _subset(n: int, size: int, seed: int) -> np.ndarray:
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--n-train", type=int, default=10000, help="seeded train subset for asd / fixmatch-truth")
+    parser.add_argument("--n-train-kmeans", type=int, default=10000, help="seeded train subset for kmeans-pixels")
+    parser.add_argument("--instance-steps", type=int, default=400)
+    parser.add_argument("--ssl-steps", type=int, default=400)
+    parser.add_argument("--network", default="cnn")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--mu", type=int, default=7)
+    parser.add_argument("--max-tracked", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--methods", nargs="*", default=["kmeans-pixels", "kmeans-offline", "asd", "fixmatch-truth"])
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "asd.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    x_train, y_train = source_arrays(open_source(f"dataset:{DATASET}:train"))
+    x_test, y_test = source_arrays(open_source(f"dataset:{DATASET}:test"))
+    image_size = [int(x_train.shape[1]), int(x_train.shape[2])]
+    records: list[dict[str, Any]] = []
+
+    def add(method: str, seed: int, metrics: dict[str, Any], wall: float, **settings: Any) -> None:
+        record = {
+            "method": method,
+            "dataset": DATASET,
+            "seed": seed,
+            "acc": metrics["acc"],
+            "nmi": metrics["nmi"],
+            "ari": metrics["ari"],
+            "n_test": metrics["n"],
+            "wall_s": wall,
+            "threads": args.threads,
+            **settings,
+        }
+        records.append(record)
+        write_records(args.out, records)
+        print(method, seed, {k: round(metrics[k], 4) for k in ("acc", "nmi", "ari")}, f"{wall:.1f}s", flush=True)
+
+    # ---------------------------------------------------------------- k-means on raw pixels
+    if "kmeans-pixels" in args.methods:
+        for seed in args.seeds:
+            start = time.perf_counter()
+            sub = _subset(len(x_train), args.n_train_kmeans, seed)
+            flat = x_train[sub].reshape(len(sub), -1).astype(np.float32) / 255.0
+            model = KMeansClusterer(n_clusters=K, random_state=seed).fit(flat)
+            pred = model.predict(x_test.reshape(len(x_test), -1).astype(np.float32) / 255.0)
+            wall = time.perf_counter() - start
+            add("kmeans-pixels", seed, evaluate(y_test, pred), wall, features="raw pixels (flattened, /255)",
+                kmeans="spherical, n_init 5, max_iter 100", fitted_on=f"seeded train subset of {len(sub)}",
+                n_train=int(len(sub)), image_size=image_size, scored_on="test split (predict)")  # fmt: skip
+
+    # ---------------------------------------------------------------- k-means on offline features
+    if "kmeans-offline" in args.methods:
+        store = embed(f"dataset:{DATASET}:test").store
+        feats = store.load("visual")
+        labels = store.labels
+        for seed in args.seeds:
+            start = time.perf_counter()
+            pred = KMeansClusterer(n_clusters=K, random_state=seed).fit(feats).labels_
+            wall = time.perf_counter() - start
+            add("kmeans-offline", seed, evaluate(labels, pred), wall, features="offline encoder, visual view",
+                kmeans="spherical, n_init 5, max_iter 100",
+                fitted_on="test split features (transductive)", n_train=0, scored_on="test split (fit labels)",
+                wall_s_is="k-means only; the features come from the embedding cache")  # fmt: skip
+
+    # ---------------------------------------------------------------- asd and fixmatch-truth
+    n_l = default_n_labelled(args.n_train, K)
+    n_l = int(np.ceil(n_l / K) * K)
+    common = {
+        "network": args.network,
+        "batch_size": args.batch_size,
+        "mu": args.mu,
+        "image_size": image_size,
+        "n_train": int(min(args.n_train, len(x_train))),
+        "n_labelled": n_l,
+        "device": "cpu",
+        "scored_on": "test split (predict)",
+    }
+    for seed in args.seeds:
+        sub = _subset(len(x_train), args.n_train, seed)
+        xs, ys = x_train[sub], y_train[sub]
+        if "asd" in args.methods:
+            start = time.perf_counter()
+            asd = ASD(
+                n_clusters=K,
+                n_labelled=n_l,
+                instance_steps=args.instance_steps,
+                ssl_steps=args.ssl_steps,
+                network=args.network,
+                batch_size=args.batch_size,
+                mu=args.mu,
+                max_tracked=args.max_tracked,
+                random_state=seed,
+            )
+            asd.fit(xs, y=ys)  # y only measures pseudo-label purity; never trained on
+            pred = asd.predict(x_test)
+            wall = time.perf_counter() - start
+            add("asd", seed, evaluate(y_test, pred), wall, **common, instance_steps=args.instance_steps,
+                ssl_steps=args.ssl_steps, steps=args.instance_steps + args.ssl_steps, max_tracked=args.max_tracked,
+                pseudo_label_purity=asd.pseudo_label_purity_, classes_covered=asd.classes_covered_,
+                co_predictions_used=bool(asd.co_predictions_used_),
+                train_acc=evaluate(ys, asd.labels_)["acc"])  # fmt: skip
+        if "fixmatch-truth" in args.methods:
+            start = time.perf_counter()
+            lb, _ = labels_per_class_split(ys, n_l // K, seed)
+            trainer = Trainer(
+                "fixmatch",
+                network=args.network,
+                num_classes=K,
+                in_channels=1,
+                total_steps=args.ssl_steps,
+                batch_size=args.batch_size,
+                mu=args.mu,
+                device="cpu",
+                seed=seed,
+                flip=True,
+            )
+            trainer.fit(xs[lb], ys[lb], xs)
+            pred = trainer.predict(x_test)
+            wall = time.perf_counter() - start
+            metrics = evaluate(y_test, pred)
+            add("fixmatch-truth", seed, metrics, wall, **common, steps=args.ssl_steps,
+                labels_per_class=n_l // K, top1=float((pred == y_test).mean()))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
