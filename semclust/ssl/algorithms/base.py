@@ -65,3 +65,12 @@ class SSLAlgorithm(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             raise ValueError(f"{self.name}: unexpected algorithm state keys {sorted(state)}")
+
+
+def check_pseudo_label_params(threshold: float, lambda_u: float) -> tuple[float, float]:
+    """FixMatch-style confidence threshold and unlabelled-loss weight, validated, as floats."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    if lambda_u < 0:
+        raise ValueError(f"lambda_u must be non-negative, got {lambda_u}")
+    return float(threshold), float(lambda_u)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semclust.ssl.algorithms import register
-from semclust.ssl.algorithms.base import SSLAlgorithm
+from semclust.ssl.algorithms.base import SSLAlgorithm, check_pseudo_label_params
 from semclust.ssl.algorithms.fixmatch_la import PriorMixin, logit_adjusted_ce
 from semclust.ssl.longtail import group_accuracies
 
@@ -109,10 +109,7 @@ class CPE(PriorMixin, SSLAlgorithm):
         **rest: Any,
     ):
         super().__init__(model, num_classes, **rest)
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        if lambda_u < 0:
-            raise ValueError(f"lambda_u must be non-negative, got {lambda_u}")
+        threshold, lambda_u = check_pseudo_label_params(threshold, lambda_u)
         if not hasattr(model, "forward_features") or not hasattr(model, "feature_dim"):
             raise ValueError(f"{self.name}: the network needs forward_features() and feature_dim (cnn, wrn-28-2)")
         self.threshold, self.lambda_u = float(threshold), float(lambda_u)

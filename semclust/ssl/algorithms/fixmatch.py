@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semclust.ssl.algorithms import register
-from semclust.ssl.algorithms.base import SSLAlgorithm
+from semclust.ssl.algorithms.base import SSLAlgorithm, check_pseudo_label_params
 
 
 def fixmatch_loss(
@@ -38,10 +38,7 @@ def fixmatch_loss(
 class FixMatch(SSLAlgorithm):
     def __init__(self, model: nn.Module, num_classes: int, threshold: float = 0.95, lambda_u: float = 1.0, **rest: Any):
         super().__init__(model, num_classes, **rest)
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        if lambda_u < 0:
-            raise ValueError(f"lambda_u must be non-negative, got {lambda_u}")
+        threshold, lambda_u = check_pseudo_label_params(threshold, lambda_u)
         self.threshold = float(threshold)
         self.lambda_u = float(lambda_u)
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semclust.ssl.algorithms import register
-from semclust.ssl.algorithms.base import SSLAlgorithm
+from semclust.ssl.algorithms.base import SSLAlgorithm, check_pseudo_label_params
 from semclust.ssl.algorithms.fixmatch import fixmatch_loss
 from semclust.ssl.longtail import class_groups, estimate_class_counts, group_accuracies, log_prior
 
@@ -62,10 +62,7 @@ class FixMatchLA(PriorMixin, SSLAlgorithm):
         **rest: Any,
     ):
         super().__init__(model, num_classes, **rest)
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        if lambda_u < 0:
-            raise ValueError(f"lambda_u must be non-negative, got {lambda_u}")
+        threshold, lambda_u = check_pseudo_label_params(threshold, lambda_u)
         self.threshold, self.lambda_u, self.tau = float(threshold), float(lambda_u), float(tau)
         self._init_prior(class_counts)
 
