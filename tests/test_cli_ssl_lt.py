@@ -32,7 +32,7 @@ def invoke(*args: str):
 
 
 def test_metaexpert_on_lt_digits_writes_group_and_expert_metrics(tmp_path):
-    from semclust.cli.ssl_cmd import _load
+    from semclust.ssl.experiment import load_train_test as _load
     from semclust.ssl.longtail import split_from_dict
 
     out = tmp_path / "me"

@@ -17,7 +17,6 @@ from semclust.cli.ssl_cmd import register as register_ssl
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cluster unlabelled images and name the clusters.")
 
 
-
 def _split(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 

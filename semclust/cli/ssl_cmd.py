@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import platform
 import shutil
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -13,47 +11,22 @@ import typer
 
 from semclust.cli.errors import USER_ERRORS, fail
 from semclust.cli.progress import console, progress_factory
+from semclust.ssl.experiment import (
+    DEFAULT_BATCH,
+    DEFAULT_IMAGE_SIZE,
+    FALLBACK_STEPS,
+    LT_DEFAULT_STEPS,
+    NO_FLIP,
+    load_train_test,
+    versions,
+)
 
 SSL_HELP = "Semi-supervised training (FixMatch; long-tailed: FixMatch-LA, CPE, Meta-Expert)."
 ssl_app = typer.Typer(add_completion=False, no_args_is_help=True, help=SSL_HELP)
 
-# Per-dataset defaults: digits (8x8) is upsampled to 16 px and never flipped (a mirrored digit is
-# another symbol); digits also uses a smaller labelled batch (32, mu 7: 256 unlabelled) and 300
-# steps so that the default run finishes in a few minutes on 2 CPU cores.
+# digits: 300 steps by default so that a first run finishes in a few minutes on 2 CPU cores.
 DEFAULT_STEPS = {"digits": 300}
-DEFAULT_BATCH = {"digits": 32}
-FALLBACK_STEPS = 20000
-DEFAULT_IMAGE_SIZE = {"digits": 16}
-NO_FLIP = {"digits", "svhn"}
-DIGITS_TEST_FRACTION = 0.3
 RUN_FILES = ("metrics.json", "log.json", "run.json")
-
-
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("semclust", "torch", "numpy", "safetensors"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
-def _load(dataset: str, seed: int, data_root: str | None) -> tuple[Any, Any, Any, Any, str]:
-    """``(x_train, y_train, x_test, y_test, how the test split was made)`` as uint8 arrays + labels."""
-    from semclust.data.registry import open_source
-    from semclust.ssl.data import holdout_split, source_arrays
-
-    name = dataset.removeprefix("dataset:").strip().lower()
-    if name == "digits":
-        x, y = source_arrays(open_source("dataset:digits"))
-        train, test = holdout_split(len(x), DIGITS_TEST_FRACTION, seed)
-        return x[train], y[train], x[test], y[test], f"seeded {DIGITS_TEST_FRACTION:.0%} hold-out (seed {seed})"
-    x_train, y_train = source_arrays(open_source(f"dataset:{name}:train", data_root=data_root))
-    x_test, y_test = source_arrays(open_source(f"dataset:{name}:test", data_root=data_root))
-    if y_train is None or y_test is None:
-        raise ValueError(f"dataset {name!r} has no labels on its train/test splits")
-    return x_train, y_train, x_test, y_test, "test split"
 
 
 def fixmatch_cmd(
@@ -130,7 +103,7 @@ def fixmatch_cmd(
         size = image_size or DEFAULT_IMAGE_SIZE.get(name)
         use_flip = (name not in NO_FLIP) if flip is None else flip
 
-        x_train, y_train, x_test, y_test, test_split = _load(name, seed, data_root)
+        x_train, y_train, x_test, y_test, test_split = load_train_test(name, seed, data_root)
         if size is not None:
             x_train, x_test = resize_uint8(x_train, size), resize_uint8(x_test, size)
         lb, _ = labels_per_class_split(y_train, labels_per_class, seed)
@@ -209,7 +182,7 @@ def fixmatch_cmd(
             },
             "seed": seed,
             "resumed": resume,
-            "versions": _versions(),
+            "versions": versions(),
             "wall_time_s": round(wall, 3),
         },
     )
@@ -224,9 +197,6 @@ def fixmatch_cmd(
 
 
 # ------------------------------------------------------------ long-tailed runs
-LT_DEFAULT_STEPS = {"digits": 300}
-# Meta-Expert's released schedule starts the fused losses at iteration 20 x 1024 of 262,144.
-FUSE_WARMUP_FRACTION = 20 * 1024 / 262144
 
 
 def _lt_template(
@@ -300,30 +270,13 @@ def _parse_taus(text: str) -> list[float]:
 
 def _run_lt(method: str, o: dict[str, Any]) -> None:
     """Train ``method`` on a seeded long-tailed split of the train split; write metrics/log/run."""
-    import numpy as np
-
-    from semclust.ssl.data import resize_uint8
-    from semclust.ssl.longtail import GROUP_NAMES, group_accuracies, make_longtail_split
-    from semclust.ssl.trainer import CHECKPOINT_DIR, Trainer
-    from semclust.store.atomic import write_json
+    from semclust.ssl.experiment import run_longtail
+    from semclust.ssl.trainer import CHECKPOINT_DIR
 
     out_dir = Path(o["out"])
-    name = o["dataset"].removeprefix("dataset:").strip().lower()
-    start = time.perf_counter()
     try:
-        batch_size = o["batch_size"] or DEFAULT_BATCH.get(name, 64)
-        gamma_u = o["gamma_l"] if o.get("gamma_u") is None else o["gamma_u"]
         if o["resume"] and o["force"]:
             raise ValueError("--resume and --force contradict each other; pass one")
-        for option, value in (("--n1", o["n1"]), ("--m1", o["m1"]), ("--batch-size", batch_size), ("--mu", o["mu"])):
-            if value is None or value < 1:
-                raise ValueError(f"{option} must be at least 1, got {value}")
-        if o["gamma_l"] < 1 or abs(gamma_u) < 1:
-            raise ValueError(f"--gamma-l must be >= 1 and |--gamma-u| >= 1, got {o['gamma_l']} and {gamma_u}")
-        if o["steps"] is not None and o["steps"] < 1:
-            raise ValueError(f"--steps must be at least 1, got {o['steps']}")
-        if o["image_size"] is not None and o["image_size"] < 8:
-            raise ValueError(f"--image-size must be at least 8, got {o['image_size']}")
         if out_dir.exists() and not out_dir.is_dir():
             raise ValueError(f"output {out_dir} exists and is not a directory")
         previous = [f for f in (CHECKPOINT_DIR, *RUN_FILES) if (out_dir / f).exists()]
@@ -333,108 +286,46 @@ def _run_lt(method: str, o: dict[str, Any]) -> None:
             shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
             for f in RUN_FILES:
                 (out_dir / f).unlink(missing_ok=True)
-        total_steps = o["steps"] or LT_DEFAULT_STEPS.get(name, FALLBACK_STEPS)
-        size = o["image_size"] or DEFAULT_IMAGE_SIZE.get(name)
-        use_flip = (name not in NO_FLIP) if o["flip"] is None else o["flip"]
-        hyper: dict[str, Any] = {"threshold": o["threshold"], "lambda_u": o["lambda_u"]}
-        if method == "fixmatch-la":
-            hyper["tau"] = o["tau"]
-        if method in ("cpe", "metaexpert"):
-            hyper["taus"] = _parse_taus(o["taus"])
-        if method == "cpe":
+        for option in ("n1", "m1", "mu", "batch_size", "steps"):
+            if o.get(option) is not None and o[option] < 1:
+                raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {o[option]}")
+        extra: dict[str, Any] = {}
+        if "tau" in o:
+            extra["tau"] = o["tau"]
+        if "taus" in o:
+            extra["taus"] = _parse_taus(o["taus"])
+        if "predict_expert" in o:
             if o["predict_expert"] not in (1, 2, 3):
                 raise ValueError(f"--predict-expert must be 1, 2 or 3, got {o['predict_expert']}")
-            hyper["predict_expert"] = o["predict_expert"] - 1
-        if method == "metaexpert":
-            warm = o["fuse_warmup"]
-            hyper["fuse_warmup"] = int(round(FUSE_WARMUP_FRACTION * total_steps)) if warm is None else warm
-            hyper["freeze_assignment"] = bool(o["freeze_assignment"])
-
-        x_train, y_train, x_test, y_test, test_split = _load(name, o["seed"], o["data_root"])
-        if size is not None:
-            x_train, x_test = resize_uint8(x_train, size), resize_uint8(x_test, size)
-        num_classes = int(max(y_train.max(), y_test.max())) + 1
-        split = make_longtail_split(y_train, o["n1"], o["m1"], o["gamma_l"], gamma_u, o["seed"],
-                                    class_order=o["class_order"], num_classes=num_classes)  # fmt: skip
-        lb, ulb = split.labelled, split.unlabelled
-        groups = split.groups
-        in_channels = 1 if x_train.ndim == 3 else x_train.shape[-1]
-        trainer = Trainer(
-            method, network=o["network"], num_classes=num_classes, in_channels=in_channels,
-            total_steps=total_steps, batch_size=batch_size, mu=o["mu"], lr=o["lr"], ema=o["ema"],
-            eval_every=o["eval_every"], checkpoint_every=o["checkpoint_every"], out_dir=out_dir,
-            device=o["device"], seed=o["seed"], flip=use_flip, resume=o["resume"], **hyper,
-        )  # fmt: skip
-        console.print(
-            f"{method} on {name}-LT: {len(lb)} labelled (N1 {o['n1']}, gamma_l {o['gamma_l']:g}), {len(ulb)} "
-            f"unlabelled (M1 {o['m1']}, gamma_u {gamma_u:g}), {len(x_test)} test ({test_split}), {o['network']}, "
-            f"{total_steps} steps, device {o['device']}",
-            highlight=False,
-            markup=False,
-        )
+            extra["predict_expert"] = o["predict_expert"] - 1
+        for key in ("fuse_warmup", "freeze_assignment"):
+            if key in o:
+                extra[key] = o[key]
         with progress_factory() as progress:
-            advance = progress(method, total_steps)
+            advance = progress(method, o["steps"] or LT_DEFAULT_STEPS.get(o["dataset"].lower(), FALLBACK_STEPS))
             seen = [0]
+
+            def on_start(summary: str) -> None:
+                console.print(summary, highlight=False, markup=False)
 
             def on_step(step: int, logs: dict[str, float]) -> None:
                 advance(step - seen[0], f"loss {logs['loss']:.3f} mask {logs['mask_ratio']:.2f}")
                 seen[0] = step
 
-            metrics = trainer.fit(x_train[lb], y_train[lb], x_train[ulb], x_test, y_test, y_ulb=y_train[ulb],
-                                  progress=on_step)  # fmt: skip
+            options = {k: o[k] for k in _LT_COMMON if k not in ("out", "force") and k in o}
+            run = run_longtail(method, **options, **extra, out_dir=out_dir, progress=on_step, on_start=on_start)
     except USER_ERRORS as err:
         fail(str(err))
-
-    wall = time.perf_counter() - start
-    if f"{GROUP_NAMES[0]}_acc" not in metrics:  # plain FixMatch: groups from the split's labelled counts
-        metrics.update(group_accuracies(y_test, trainer.predict(x_test), groups))
-    evals = [e for e in trainer.log if "top1" in e]
-    best = max(evals, key=lambda e: e["top1"]) if evals else metrics
-    record: dict[str, Any] = {
-        "method": method,
-        "dataset": f"{name}-lt",
-        "n1": o["n1"], "m1": o["m1"], "gamma_l": o["gamma_l"], "gamma_u": gamma_u,
-        "acc": metrics["top1"],
-        "acc_is": "top-1 accuracy of the final EMA model on the test split",
-        "best_acc": best["top1"],
-        "best_acc_step": best.get("step"),
-        "best_acc_is": f"highest top-1 EMA test accuracy among the {len(evals)} evaluations during training",
-        "head_acc": metrics["head_acc"], "medium_acc": metrics["medium_acc"], "tail_acc": metrics["tail_acc"],
-        "acc_matched": metrics["acc"], "nmi": metrics["nmi"], "ari": metrics["ari"], "n": metrics["n"],
-        "n_labelled": int(len(lb)), "n_unlabelled": int(len(ulb)),
-        "steps": total_steps, "seed": o["seed"],
-    }  # fmt: skip
-    for key in sorted(metrics):
-        if key.startswith("expert") or key.startswith(("assign_acc", "oracle_assign_acc")):
-            record[key] = metrics[key]
-    write_json(out_dir / "metrics.json", record)
-    write_json(
-        out_dir / "run.json",
-        {
-            "command": f"ssl {method}",
-            "config": {
-                **trainer.config,
-                "dataset": name,
-                "image_size": [int(x_train.shape[1]), int(x_train.shape[2])],
-                "test_split": test_split,
-                "n_test": int(len(x_test)),
-                "groups": {g: [int(c) for c in np.flatnonzero(groups == i)] for i, g in enumerate(GROUP_NAMES)},
-            },
-            "split": split.to_dict(),
-            "seed": o["seed"],
-            "resumed": o["resume"],
-            "versions": _versions(),
-            "wall_time_s": round(wall, 3),
-        },
-    )
+    record = run.record
 
     def fmt(v: Any) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
     console.print(
-        f"{method} {name}-LT gamma_u {gamma_u:g}, {total_steps} steps: final EMA acc {fmt(record['acc'])} "
-        f"(best during training {fmt(record['best_acc'])} at step {record['best_acc_step']}), head "
-        f"{fmt(record['head_acc'])} medium {fmt(record['medium_acc'])} tail {fmt(record['tail_acc'])}, {wall:.0f}s",
+        f"{method} {record['dataset']} gamma_u {record['gamma_u']:g}, {record['steps']} steps: final EMA acc "
+        f"{fmt(record['acc'])} (best during training {fmt(record['best_acc'])} at step {record['best_acc_step']}), "
+        f"head {fmt(record['head_acc'])} medium {fmt(record['medium_acc'])} tail {fmt(record['tail_acc'])}, "
+        f"{record['wall_s']:.0f}s",
         highlight=False,
         markup=False,
     )

@@ -88,9 +88,7 @@ class LinearBridge:
         method: str = "ridge",
     ) -> None:
         if len(class_weights) != len(class_text_embeddings):
-            raise ValueError(
-                f"{len(class_weights)} weight rows but {len(class_text_embeddings)} class texts"
-            )
+            raise ValueError(f"{len(class_weights)} weight rows but {len(class_text_embeddings)} class texts")
         texts = l2_normalize(np.asarray(class_text_embeddings, dtype=np.float32))
         if method == "ridge":
             self.matrix = ridge_map(class_weights, texts, lam)
