@@ -20,6 +20,7 @@ Run: ``.venv/bin/python benchmarks/bridge.py`` (``--n-fashion 300`` for a quick 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semclust.encoders.evaluate import evaluate_bridge
+from semclust.encoders.evaluate import embed_once, evaluate_bridge
+from semclust.encoders.imagenet import imagenet_class_names
 from semclust.encoders.offline import OfflineEncoder
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -50,6 +52,22 @@ def variant_grid() -> list[dict]:
         for a in (0.25, 0.5, 0.75)
     ]
     return grid
+
+
+def top_imagenet_classes(logits: torch.Tensor, labels: np.ndarray, class_names: list[str], top: int = 3) -> dict:
+    """Per dataset class: its images' most frequent top-1 ImageNet classes and their share.
+
+    Shows what the classifier the bridge stands on recognises in these images: no bridge can
+    name a class whose images the classifier maps to unrelated ImageNet classes.
+    """
+    imagenet = imagenet_class_names()
+    top1 = torch.as_tensor(logits).argmax(dim=1).numpy()
+    out = {}
+    for c, name in enumerate(class_names):
+        counts = np.bincount(top1[labels == c], minlength=len(imagenet))
+        best = counts.argsort()[::-1][:top]
+        out[str(name)] = [[imagenet[i], round(float(counts[i] / max(1, counts.sum())), 3)] for i in best]
+    return out
 
 
 def variant_label(options: dict) -> str:
@@ -78,23 +96,34 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bridge.json"))
+    parser.add_argument("--visual-model", default="lite0", help="lite0 (default tower) or lite2")
+    parser.add_argument(
+        "--append", action="store_true", help="add to --out, replacing only records of this visual model"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     data = training_subsets(args.n_fashion, args.seed)
-    encoder = OfflineEncoder(batch_size=32)
+    encoder = OfflineEncoder(batch_size=32, visual_model=args.visual_model)
     encoder.visual_and_logits(data["digits"][0][:32])  # load + warm-up, excluded from timing
     grid = variant_grid()
     records = []
     for dataset, (images, labels, class_names) in data.items():
         start = time.perf_counter()
-        rows = evaluate_bridge(encoder, labels, class_names, images=images, variants=grid, seed=args.seed)
+        embedded = embed_once(encoder, images)
+        rows = evaluate_bridge(
+            encoder, labels, class_names, features=embedded["features"], logits=embedded["logits"],
+            variants=grid, seed=args.seed,
+        )  # fmt: skip
+        diagnosis = top_imagenet_classes(embedded["logits"], labels, class_names)
         for options, row in zip(grid, rows):
+            row = {**row, "images_per_s": embedded["images_per_s"], "embed_s": embedded["embed_s"]}
             label = variant_label(options)
             records.append(
                 {
                     "method": f"bridge:{label}",
                     "variant": label,
+                    "visual_model": args.visual_model,
                     "dataset": dataset,
                     "seed": args.seed,
                     "n": row["n"],
@@ -111,6 +140,7 @@ def main() -> None:
                     "wall_s": row["embed_s"] + row["bridge_s"],
                     "options": row["options"],
                     "bridge": row["bridge"],
+                    "top1_imagenet_by_class": diagnosis,
                 }
             )
             print(
@@ -118,8 +148,13 @@ def main() -> None:
                 f"{row['knn10_purity_joint']:.3f}  zs {row['zeroshot_acc']:.3f}  km-acc j {row['acc']:.3f}",
                 flush=True,
             )
-        print(f"{dataset}: {time.perf_counter() - start:.0f}s, {rows[0]['images_per_s']:.1f} images/s", flush=True)
-    write_records(args.out, records)
+        print(f"{dataset}: {time.perf_counter() - start:.0f}s, {embedded['images_per_s']:.1f} images/s", flush=True)
+    if args.append and Path(args.out).exists():
+        previous = json.loads(Path(args.out).read_text())
+        kept = [r for r in previous if r.get("visual_model", "lite0") != args.visual_model]
+        write_records(args.out, kept + records)
+    else:
+        write_records(args.out, records)
 
     best, score = choose(records, grid)
     print(f"chosen by the rule: {best} (score {score:.4f})")

