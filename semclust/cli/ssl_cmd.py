@@ -56,6 +56,12 @@ def fixmatch_cmd(
     seed: int = typer.Option(0, help="Seed for the labelled split, initialisation, sampling and augmentation"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1"),
     data_root: str | None = typer.Option(None, help="Where local CIFAR/SVHN files live"),
+    unlabelled_split: str | None = typer.Option(
+        None, "--unlabelled-split", help="Long-tailed split: unlabelled images from this split (stl10: unlabeled)"
+    ),
+    max_unlabelled: int | None = typer.Option(
+        None, "--max-unlabelled", help="With --unlabelled-split: a seeded subset of this many images"
+    ),
     out: str = typer.Option(..., "--out", help="Directory for metrics.json, log.json, run.json, checkpoint/"),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint"),
     force: bool = typer.Option(False, help="Discard a previous run in --out and start over"),
@@ -202,7 +208,7 @@ def fixmatch_cmd(
 def _lt_template(
     dataset: str = typer.Option(..., help="fashion-mnist or digits (also cifar10/svhn/stl10 with --data-root)"),
     n1: int = typer.Option(..., "--n1", help="Labelled images of the largest class"),
-    m1: int = typer.Option(..., "--m1", help="Unlabelled images of the (labelled) largest class"),
+    m1: int | None = typer.Option(None, "--m1", help="Unlabelled images of the (labelled) largest class"),
     gamma_l: float = typer.Option(100.0, "--gamma-l", help="Labelled imbalance ratio N1 / N_C"),
     gamma_u: float | None = typer.Option(
         None, "--gamma-u", help="Unlabelled ratio: = gamma-l consistent, 1 uniform, < 0 reversed [default: gamma-l]"
@@ -232,6 +238,12 @@ def _lt_template(
     seed: int = typer.Option(0, help="Seed for the split, initialisation, sampling and augmentation"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1"),
     data_root: str | None = typer.Option(None, help="Where local CIFAR/SVHN/STL-10 files live"),
+    unlabelled_split: str | None = typer.Option(
+        None, "--unlabelled-split", help="Take unlabelled images from this split (stl10: unlabeled) instead of --m1"
+    ),
+    max_unlabelled: int | None = typer.Option(
+        None, "--max-unlabelled", help="With --unlabelled-split: a seeded subset of this many images"
+    ),
     out: str = typer.Option(..., "--out", help="Directory for metrics.json, log.json, run.json, checkpoint/"),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint"),
     force: bool = typer.Option(False, help="Discard a previous run in --out and start over"),
@@ -242,7 +254,7 @@ def _lt_template(
 _LT_COMMON = (
     "dataset", "n1", "m1", "gamma_l", "gamma_u", "class_order", "steps", "network", "batch_size", "mu", "lr",
     "threshold", "lambda_u", "ema", "image_size", "flip", "eval_every", "checkpoint_every", "seed", "device",
-    "data_root", "out", "resume", "force",
+    "data_root", "unlabelled_split", "max_unlabelled", "out", "resume", "force",
 )  # fmt: skip
 _LT_PARAMS = set(_LT_COMMON)
 _LT_EXTRA = {
@@ -286,7 +298,9 @@ def _run_lt(method: str, o: dict[str, Any]) -> None:
             shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
             for f in RUN_FILES:
                 (out_dir / f).unlink(missing_ok=True)
-        for option in ("n1", "m1", "mu", "batch_size", "steps"):
+        if o.get("m1") is None and o.get("unlabelled_split") is None:
+            raise ValueError("pass --m1 M1 (unlabelled images of the largest class) or --unlabelled-split SPLIT")
+        for option in ("n1", "m1", "mu", "batch_size", "steps", "max_unlabelled"):
             if o.get(option) is not None and o[option] < 1:
                 raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {o[option]}")
         extra: dict[str, Any] = {}
@@ -322,7 +336,9 @@ def _run_lt(method: str, o: dict[str, Any]) -> None:
         return "n/a" if v is None else f"{v:.4f}"
 
     console.print(
-        f"{method} {record['dataset']} gamma_u {record['gamma_u']:g}, {record['steps']} steps: final EMA acc "
+        f"{method} {record['dataset']} "
+        + (f"gamma_u {record['gamma_u']:g}" if record["gamma_u"] is not None else f"{record['unlabelled_split']} split")
+        + f", {record['steps']} steps: final EMA acc "
         f"{fmt(record['acc'])} (best during training {fmt(record['best_acc'])} at step {record['best_acc_step']}), "
         f"head {fmt(record['head_acc'])} medium {fmt(record['medium_acc'])} tail {fmt(record['tail_acc'])}, "
         f"{record['wall_s']:.0f}s",

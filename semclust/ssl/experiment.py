@@ -73,6 +73,18 @@ def parse_taus(taus: str | Sequence[float]) -> list[float]:
     return values
 
 
+def load_unlabelled(dataset: str, split: str, data_root: str | None, max_images: int | None, seed: int) -> np.ndarray:
+    """uint8 images of ``dataset``'s ``split`` (labels ignored), a seeded subset of ``max_images``."""
+    from semclust.data.registry import open_source
+    from semclust.ssl.data import source_arrays
+
+    source = open_source(f"dataset:{dataset}:{split}", data_root=data_root)
+    if max_images is None or max_images >= len(source):
+        return source_arrays(source)[0]
+    keep = np.sort(np.random.default_rng(seed + 17).choice(len(source), size=max_images, replace=False))
+    return np.stack([np.asarray(source.load(int(i)).convert("RGB"), dtype=np.uint8) for i in keep])
+
+
 @dataclass
 class LongTailRun:
     """What :func:`run_longtail` returns: the metrics record, the run description and the trainer."""
@@ -87,7 +99,7 @@ def run_longtail(
     *,
     dataset: str,
     n1: int,
-    m1: int,
+    m1: int | None,
     gamma_l: float = 100.0,
     gamma_u: float | None = None,
     class_order: Any = "random",
@@ -111,6 +123,8 @@ def run_longtail(
     seed: int = 0,
     device: str = "cpu",
     data_root: str | None = None,
+    unlabelled_split: str | None = None,
+    max_unlabelled: int | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: Callable[[int, dict[str, float]], None] | None = None,
@@ -119,7 +133,10 @@ def run_longtail(
     """Train ``method`` on a seeded long-tailed split of ``dataset``'s train split; score on its test split.
 
     ``gamma_u`` defaults to ``gamma_l`` (consistent); ``1`` is uniform and a negative value
-    reverses the unlabelled order. ``predict_expert`` (CPE) is 0-based. With ``out_dir`` the
+    reverses the unlabelled order. ``unlabelled_split`` (e.g. ``"unlabeled"`` for STL-10) takes
+    the unlabelled images from that split of the dataset instead (their class distribution is
+    unknown: ``m1``/``gamma_u`` do not apply; ``max_unlabelled`` keeps a seeded subset).
+    ``predict_expert`` (CPE) is 0-based. With ``out_dir`` the
     trainer checkpoints there and ``metrics.json``/``run.json`` are written at the end;
     ``resume=True`` continues from its checkpoint. ``on_start`` receives a one-line summary of
     the split before training starts.
@@ -135,10 +152,23 @@ def run_longtail(
     name = dataset.removeprefix("dataset:").strip().lower()
     start = time.perf_counter()
     batch_size = batch_size or DEFAULT_BATCH.get(name, 64)
+    if unlabelled_split is not None:
+        if m1 is not None or gamma_u is not None:
+            raise ValueError(
+                f"with unlabelled split {unlabelled_split!r} the unlabelled class counts are unknown: "
+                "leave m1 and gamma_u unset (max_unlabelled limits the number of images)"
+            )
+        if max_unlabelled is not None and max_unlabelled < 1:
+            raise ValueError(f"max_unlabelled must be at least 1, got {max_unlabelled}")
+        m1, gamma_u = 0, 1.0
     gamma_u = gamma_l if gamma_u is None else gamma_u
-    for option, value in (("n1", n1), ("m1", m1), ("batch_size", batch_size), ("mu", mu)):
+    counts_to_check = [("n1", n1), ("batch_size", batch_size), ("mu", mu)]
+    if unlabelled_split is None:
+        counts_to_check.insert(1, ("m1", m1))
+    for option, value in counts_to_check:
         if value is None or value < 1:
             raise ValueError(f"{option} must be at least 1, got {value}")
+    assert m1 is not None
     if gamma_l < 1 or abs(gamma_u) < 1:
         raise ValueError(f"gamma_l must be >= 1 and |gamma_u| >= 1, got {gamma_l} and {gamma_u}")
     if steps is not None and steps < 1:
@@ -162,13 +192,26 @@ def run_longtail(
         hyper["freeze_assignment"] = bool(freeze_assignment)
 
     x_train, y_train, x_test, y_test, test_split = load_train_test(name, seed, data_root)
+    x_extra = None
+    if unlabelled_split is not None:
+        x_extra = load_unlabelled(name, unlabelled_split, data_root, max_unlabelled, seed)
     if size is not None:
         x_train, x_test = resize_uint8(x_train, size), resize_uint8(x_test, size)
+        x_extra = None if x_extra is None else resize_uint8(x_extra, size)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     split = make_longtail_split(y_train, n1, m1, gamma_l, gamma_u, seed, class_order=class_order,
                                 num_classes=num_classes)  # fmt: skip
     lb, ulb = split.labelled, split.unlabelled
     groups = split.groups
+    if x_extra is not None:
+        if x_extra.shape[1:] != x_train.shape[1:]:
+            raise ValueError(
+                f"unlabelled split {unlabelled_split!r} images are {x_extra.shape[1:]}, "
+                f"train images {x_train.shape[1:]}"
+            )
+        x_ulb, y_ulb = x_extra, None
+    else:
+        x_ulb, y_ulb = x_train[ulb], y_train[ulb]
     in_channels = 1 if x_train.ndim == 3 else x_train.shape[-1]
     trainer = Trainer(
         method, network=network, num_classes=num_classes, in_channels=in_channels,
@@ -178,12 +221,12 @@ def run_longtail(
     )  # fmt: skip
     if on_start is not None:
         on_start(
-            f"{method} on {name}-LT: {len(lb)} labelled (N1 {n1}, gamma_l {gamma_l:g}), {len(ulb)} "
-            f"unlabelled (M1 {m1}, gamma_u {gamma_u:g}), {len(x_test)} test ({test_split}), {network}, "
+            f"{method} on {name}-LT: {len(lb)} labelled (N1 {n1}, gamma_l {gamma_l:g}), {len(x_ulb)} unlabelled "
+            + (f"(M1 {m1}, gamma_u {gamma_u:g})" if x_extra is None else f"(the {unlabelled_split} split)")
+            + f", {len(x_test)} test ({test_split}), {network}, "
             f"{total_steps} steps, device {device}"
         )
-    metrics = trainer.fit(x_train[lb], y_train[lb], x_train[ulb], x_test, y_test, y_ulb=y_train[ulb],
-                          progress=progress)  # fmt: skip
+    metrics = trainer.fit(x_train[lb], y_train[lb], x_ulb, x_test, y_test, y_ulb=y_ulb, progress=progress)
     wall = time.perf_counter() - start
     if f"{GROUP_NAMES[0]}_acc" not in metrics:  # plain FixMatch: groups from the split's labelled counts
         metrics.update(group_accuracies(y_test, trainer.predict(x_test), groups))
@@ -192,7 +235,8 @@ def run_longtail(
     record: dict[str, Any] = {
         "method": method,
         "dataset": f"{name}-lt",
-        "n1": n1, "m1": m1, "gamma_l": gamma_l, "gamma_u": gamma_u,
+        "n1": n1, "m1": m1 if x_extra is None else None, "gamma_l": gamma_l,
+        "gamma_u": gamma_u if x_extra is None else None, "unlabelled_split": unlabelled_split,
         "acc": metrics["top1"],
         "acc_is": "top-1 accuracy of the final EMA model on the test split",
         "best_acc": best["top1"],
@@ -200,7 +244,7 @@ def run_longtail(
         "best_acc_is": f"highest top-1 EMA test accuracy among the {len(evals)} evaluations during training",
         "head_acc": metrics["head_acc"], "medium_acc": metrics["medium_acc"], "tail_acc": metrics["tail_acc"],
         "acc_matched": metrics["acc"], "nmi": metrics["nmi"], "ari": metrics["ari"], "n": metrics["n"],
-        "n_labelled": int(len(lb)), "n_unlabelled": int(len(ulb)),
+        "n_labelled": int(len(lb)), "n_unlabelled": int(len(x_ulb)),
         "steps": total_steps, "network": network, "batch_size": batch_size, "mu": mu, "seed": seed,
         "wall_s": round(wall, 3),
     }  # fmt: skip
