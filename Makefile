@@ -14,10 +14,12 @@ demo: install
 
 test: install
 	$(VENV)/bin/ruff check semclust tests benchmarks
+	$(VENV)/bin/mypy semclust
 	$(VENV)/bin/python -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check semclust tests benchmarks
+	$(VENV)/bin/mypy semclust
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -311,7 +311,8 @@ def scale_section(records: list[dict]) -> list[str]:
             "`bare forward` is the visual tower alone on the same, already preprocessed batches; "
             "overhead = pipeline time / bare forward time - 1 (steady state: after the first shard); `encoder` "
             "is `image_views` on decoded images (preprocessing + forward + bridge). Fastest of the repeats; "
-            "Ray's time includes starting its actors and their encoders.",
+            "one torch thread per worker; for Ray (2 actors) the bare forward is one thread's time / 2, and "
+            "the pipeline time includes starting the actors and building their encoders.",
             "",
             "| engine | images | pipeline images/s | bare forward images/s | overhead | steady-state overhead | "
             "overhead vs encoder | peak RSS MB | settings |",

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from semclust.encoders.base import Encoder
 from semclust.encoders.registry import encoder_from_config, get_encoder
 from semclust.methods.registry import FeatureSet, MethodResult, run_method
 from semclust.metrics import evaluate
-from semclust.outputs.run_dir import prepare_run_dir, write_run
+from semclust.outputs.run_dir import CHECKPOINT_DIR, prepare_run_dir, write_run
 from semclust.store.feature_store import BuildReport, FeatureStore, build_store
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -63,16 +64,41 @@ def embed(
     labels_from_folders: bool = False,
     data_root: str | None = None,
     progress: ProgressFactory | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    engine_options: dict[str, Any] | None = None,
 ) -> EmbedResult:
-    """Embed a source into a feature store (``out``, or the cache), resuming finished shards."""
+    """Embed a source into a feature store (``out``, or the cache), resuming finished shards.
+
+    ``engine="ray"`` computes the shards with Ray Data (``semclust.engines.ray``) on the
+    cluster at ``ray_address`` (default: a local Ray), actors on GPUs with ``device="auto"``
+    or ``"cuda"``; ``engine_options`` go to :class:`semclust.engines.ray.RayEngine`. The store
+    is the same as the local engine's.
+    """
+    from semclust.engines import get_engine
+
+    if engine == "ray":
+        embedder = get_engine("ray", address=ray_address, device=device, **(engine_options or {}))
+    else:
+        if ray_address is not None:
+            raise ValueError("--ray-address needs --engine ray")
+        embedder = get_engine(engine, **(engine_options or {}))
     if isinstance(source, str):
         source = open_any_source(source, labels_from_folders=labels_from_folders, data_root=data_root)
     if isinstance(encoder, str):
-        encoder = get_encoder(encoder, device=device, batch_size=batch_size)
+        # With Ray the driver's copy only describes the encoder; the actors run it.
+        encoder = get_encoder(encoder, device="cpu" if engine == "ray" else device, batch_size=batch_size)
     out_dir = Path(out) if out is not None else default_cache_dir() / "features" / cache_key(source, encoder)
     on_progress = progress(f"embedding {source.name}", len(source)) if progress else None
     report = build_store(
-        source, encoder, out_dir, shard_size=shard_size, dtype=dtype, force=force, on_progress=on_progress
+        source,
+        encoder,
+        out_dir,
+        shard_size=shard_size,
+        dtype=dtype,
+        force=force,
+        on_progress=on_progress,
+        embedder=embedder,
     )
     return EmbedResult(FeatureStore(out_dir), report)
 
@@ -171,10 +197,16 @@ def cluster(
     noun_templates: str | Sequence[str] = "single",
     name_clusters: bool = True,
     progress: ProgressFactory | None = None,
+    resume: bool = False,
 ) -> ClusterRun:
-    """Cluster a source (image folder, ``dataset:NAME[:split]`` or a feature-store directory)."""
+    """Cluster a source (image folder, ``dataset:NAME[:split]`` or a feature-store directory).
+
+    With ``out``, trained methods (tac, laic, scan) checkpoint every epoch in ``out/checkpoint``
+    (removed once the run is written); ``resume=True`` continues a killed run in ``out`` from
+    there and ends with the assignments an uninterrupted run would have written.
+    """
     timings: dict[str, float] = {}
-    out_dir = prepare_run_dir(out, force) if out is not None else None
+    out_dir = prepare_run_dir(out, force, resume=resume) if out is not None else None
     started = time.perf_counter()
     image_source: ImageSource | None = None
     if FeatureStore.is_store(source):
@@ -216,16 +248,26 @@ def cluster(
     )
     timings["load"] = time.perf_counter() - t0
     k_auto = None
+    k: int | None
     if n_clusters == "auto":
         t0 = time.perf_counter()
         k_auto = estimate_k(features)
-        n_clusters = k_auto["k"]
+        k = int(k_auto["k"])
         timings["choose_k"] = time.perf_counter() - t0
     elif isinstance(n_clusters, str):
         raise ValueError(f"number of clusters must be an integer or 'auto', got {n_clusters!r}")
+    else:
+        k = n_clusters
     t0 = time.perf_counter()
     result = run_method(
-        method, features, n_clusters, random_state, name_clusters_with_nouns=name_clusters, **(method_options or {})
+        method,
+        features,
+        k,
+        random_state,
+        name_clusters_with_nouns=name_clusters,
+        checkpoint_dir=out_dir / CHECKPOINT_DIR if out_dir is not None else None,
+        resume=resume,
+        **(method_options or {}),
     )
     timings["fit"] = time.perf_counter() - t0
 
@@ -262,7 +304,7 @@ def cluster(
         )
         from semclust.outputs.model import METHOD_ESTIMATORS, MODEL_DIR, save_result
 
-        if method in METHOD_ESTIMATORS:  # methods with no saved-model format yet (asd) write no model/
+        if method in METHOD_ESTIMATORS:  # every registry method, asd included (its network + pixel shape)
             save_result(
                 out_dir / MODEL_DIR,
                 method=method,
@@ -270,6 +312,8 @@ def cluster(
                 encoder_config=store.encoder_config,
                 extra={"feature_dtype": store.manifest.get("dtype", "float32")},
             )
+        # the run is written: its training checkpoint has nothing left to resume
+        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     return ClusterRun(out_dir, ids, result, metrics, store.skipped, record)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from semclust.data.base import ArraySource, ImageDecodeError
 from semclust.encoders.base import Encoder, l2_normalize
 
 
@@ -46,6 +47,20 @@ class ColourEncoder(Encoder):
 
     def config(self) -> dict:
         return {"name": self.name, "spec": "colour", "dim": self.dim, "views": self.view_dims}
+
+
+class BrokenArraySource(ArraySource):
+    """An in-memory source whose items at ``broken`` positions fail to decode (picklable, so
+    Ray workers can load it too)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, broken: set[int]) -> None:
+        super().__init__(images, labels, name="broken")
+        self.broken = set(broken)
+
+    def load(self, index: int) -> Image.Image:
+        if index in self.broken:
+            raise ImageDecodeError(self.ids[index], "truncated file")
+        return super().load(index)
 
 
 def colour_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

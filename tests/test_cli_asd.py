@@ -78,3 +78,49 @@ def test_asd_without_images_is_a_clear_error() -> None:
     features = FeatureSet(joint=np.zeros((4, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="asd trains on the images themselves"):
         run_method("asd", features, 2)
+
+
+def test_asd_run_saves_a_model_that_predict_reads(tmp_path: Path, monkeypatch) -> None:
+    import csv
+
+    monkeypatch.setattr(workflow, "get_encoder", lambda *args, **kwargs: ColourEncoder())
+    train = tmp_path / "train"
+    train.mkdir()
+    images, _ = colour_images(12, seed=3)
+    for i, image in enumerate(images):
+        Image.fromarray(image).resize((40, 24)).save(train / f"img{i:02d}.png")
+    out = tmp_path / "run"
+    result = invoke("cluster", str(train), "--method", "asd", "--k", "3", "--no-names", "--out", str(out),
+                    *TINY, "--param", "n_labelled=6")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "model" / "model.json").read_text())
+    assert manifest["method"] == "asd" and manifest["inputs"] == {"images": "pixels"}
+    assert manifest["learned"]["input_shape_"] == [32, 32, 3]  # folders are read at 32 px
+
+    def rows(path: Path) -> list[tuple[str, str]]:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return [(r["id"], r["cluster"]) for r in csv.DictReader(handle)]
+
+    # the training images come back in their run's clusters, read the same way (decode, 32 px)
+    pred = tmp_path / "pred"
+    result = invoke("predict", str(out), str(train), "--out", str(pred))
+    assert result.exit_code == 0, result.output
+    assert rows(pred / "assignments.csv") == rows(out / "assignments.csv")
+    assert json.loads((pred / "predict.json").read_text())["method"] == "asd"
+
+    new = tmp_path / "new"
+    new.mkdir()
+    extra, _ = colour_images(3, seed=9)
+    for i, image in enumerate(extra):
+        Image.fromarray(image).save(new / f"new{i}.png")
+    (new / "broken.png").write_text("not an image")
+    result = invoke("predict", str(out), str(new), "--out", str(tmp_path / "pred2"))
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 unreadable file(s)" in result.output
+    assert [r[0] for r in rows(tmp_path / "pred2" / "assignments.csv")] == ["new0.png", "new1.png", "new2.png"]
+
+    import semclust
+
+    model = semclust.load(out)
+    ids, labels, _ = model.predict_images(train)
+    assert labels.tolist() == [int(c) for _, c in rows(out / "assignments.csv")]

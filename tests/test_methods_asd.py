@@ -11,6 +11,7 @@ from semclust.methods.asd import (
     count_co_predictions,
     count_transitions,
     coverage_probability,
+    default_mu,
     default_n_labelled,
     group_instances,
     sample_prototypes,
@@ -104,6 +105,18 @@ def test_prototype_sampler_picks_the_image_nearest_each_center_and_its_neighbour
     assert sorted(again // 5) == [0, 1, 2]
 
 
+def test_default_mu_gives_small_sets_ten_passes_and_large_ones_fixmatchs_seven():
+    assert default_mu(1797, 32, 300) == 2  # digits: ceil(10 * 1797 / 9600)
+    assert default_mu(6720, 32, 300) == 7 and default_mu(50000, 32, 300) == 7
+    assert default_mu(6000, 32, 300) == 7 and default_mu(5000, 32, 300) == 6
+    assert default_mu(10, 32, 300) == 1
+    x, _ = _bands(30)
+    est = ASD(3, **{**TINY, "mu": None, "ssl_steps": 50})
+    est.instance_steps = 2
+    assert est.fit(x).mu_ == {"instance": 7, "ssl": 2}  # ceil(10*30/8)=38 -> 7; ceil(10*30/200) = 2
+    assert ASD(3, **TINY).fit(x).mu_ == {"instance": 2, "ssl": 2}  # given: kept
+
+
 def _bands(n: int = 90, seed: int = 0):
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
@@ -155,3 +168,72 @@ def test_bad_settings_are_value_errors(kwargs, message):
     x, _ = _bands(30)
     with pytest.raises(ValueError, match=message):
         ASD(3, **{**TINY, **kwargs}).fit(x)
+
+
+# ----------------------------------------------------------------------------- saved model
+def _saved_asd(tmp_path, x, y):
+    from semclust.outputs.model import load, model_inputs, save_model
+
+    est = ASD(3, random_state=3, **TINY).fit(x, y=y)
+    save_model(tmp_path / "model", method="asd", estimator=est, inputs=model_inputs("asd", {}),
+               encoder_config={"name": "colour"}, n_clusters=3, cluster_names=None)  # fmt: skip
+    return est, load(tmp_path)
+
+
+def test_saved_asd_model_predicts_like_the_fitted_one(tmp_path):
+    from PIL import Image
+
+    x, y = _bands()
+    est, loaded = _saved_asd(tmp_path, x, y)
+    assert type(loaded.estimator) is ASD and loaded.method == "asd" and loaded.inputs == {"images": "pixels"}
+    assert loaded.estimator.get_params() == est.get_params()
+    np.testing.assert_array_equal(est.predict(x), est.labels_)  # predict reproduces the run's labels
+    np.testing.assert_array_equal(loaded.estimator.predict(x), est.labels_)
+    np.testing.assert_array_equal(loaded.estimator.labels_, est.labels_)
+    new, _ = _bands(20, seed=5)
+    np.testing.assert_array_equal(loaded.estimator.predict(new), est.predict(new))
+    assert loaded.estimator.image_shape_ == (16, 16) and loaded.estimator.input_shape_ == (8, 8)
+    assert loaded.estimator.mean_ == est.mean_ and loaded.estimator.std_ == est.std_
+
+    # image files go through the same decode -> grey -> 8x8 path as the run's images
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for i in range(10):
+        Image.fromarray(x[i]).save(folder / f"img{i:02d}.png")
+    Image.fromarray(x[10]).convert("RGB").resize((24, 24)).save(folder / "img10_big.png")
+    (folder / "zz_broken.png").write_text("not an image")
+    ids, labels, skipped = loaded.predict_images(folder)
+    assert ids[:10] == [f"img{i:02d}.png" for i in range(10)] and len(ids) == 11
+    np.testing.assert_array_equal(labels[:10], est.labels_[:10])
+    big = np.asarray(Image.open(folder / "img10_big.png").convert("L").resize((8, 8), Image.Resampling.BILINEAR))
+    assert labels[10] == est.predict(big[None])[0]
+    assert [s.item_id for s in skipped] == ["zz_broken.png"]
+    with pytest.raises(ValueError, match="classifies images"):
+        loaded.predict_features({"joint": np.zeros((2, 4), dtype=np.float32)})
+    with pytest.raises(ValueError, match="channel"):
+        est.predict(np.zeros((2, 8, 8, 3), dtype=np.uint8))
+
+
+def test_saved_asd_model_refuses_a_changed_manifest_or_weights(tmp_path):
+    import json
+
+    from semclust.outputs.model import load_model
+
+    x, y = _bands()
+    _saved_asd(tmp_path, x, y)
+    manifest_path, weights = tmp_path / "model" / "model.json", tmp_path / "model" / "model.safetensors"
+    text, blob = manifest_path.read_text(), weights.read_bytes()
+    manifest = json.loads(text)
+    manifest["learned"]["mean_"] = [0.5, 0.5, 0.5]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"model\.json.*mean_"):
+        load_model(tmp_path / "model")
+    manifest["learned"]["mean_"] = json.loads(text)["learned"]["mean_"]
+    manifest["params"]["network"] = "wrn-28-2"  # tensors no longer fit the named network
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"model\.json.*ASD network"):
+        load_model(tmp_path / "model")
+    manifest_path.write_text(text)
+    weights.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ValueError, match=r"model\.safetensors.*checksum"):
+        load_model(tmp_path / "model")

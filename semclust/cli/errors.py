@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import typer
+from rich.markup import escape
 
 from semclust.cli.progress import console
 
@@ -10,6 +13,7 @@ from semclust.cli.progress import console
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError)
 
 
-def fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+def fail(message: str) -> NoReturn:
+    # The message is text, not markup: "pip install 'semclust[distributed]'" must print as is.
+    console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(2)

@@ -68,6 +68,13 @@ def embed(
     force: bool = typer.Option(False, help="Rebuild even if the store holds other features"),
     labels_from_folders: bool = typer.Option(False, help="First-level folder names are class labels"),
     data_root: str | None = typer.Option(None, help="Where local CIFAR/STL-10/SVHN files live"),
+    engine: str = typer.Option(
+        "local", help="local (this process) or ray (Ray Data: the 'distributed' extra of semclust)"
+    ),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster to join (auto, ray://host:10001); default: start a local Ray. GPUs: --device auto"
+    ),
+    ray_actors: int | None = typer.Option(None, help="Encoder actors (default: one per GPU, else one per CPU)"),
 ) -> None:
     """Embed images into a resumable feature store."""
     from semclust import workflow
@@ -86,6 +93,9 @@ def embed(
                 labels_from_folders=labels_from_folders,
                 data_root=data_root,
                 progress=progress,
+                engine=engine,
+                ray_address=ray_address,
+                engine_options={"num_actors": ray_actors} if ray_actors is not None else None,
             )
     except USER_ERRORS as err:
         fail(str(err))
@@ -116,6 +126,9 @@ def cluster_cmd(
     seed: int = typer.Option(0, help="Random seed"),
     out: str = typer.Option(..., "--out", help="Run directory to write"),
     force: bool = typer.Option(False, help="Overwrite an existing run directory"),
+    resume: bool = typer.Option(
+        False, help="Continue a killed run in --out from its training checkpoint (tac, laic, scan)"
+    ),
     encoder: str = typer.Option("offline", help="Encoder for sources not yet embedded"),
     view: str | None = typer.Option(None, help="kmeans features: visual (default when present) or joint"),
     param: list[str] = typer.Option([], "--param", help="Method parameter KEY=VALUE (repeatable), e.g. epochs=5"),
@@ -145,19 +158,21 @@ def cluster_cmd(
         options["templates"] = [t for t in templates.split("|") if t]
     if k is None and method != "zeroshot":
         fail(f"method {method} needs --k")
+    n_clusters: int | str | None = k
     if k is not None and k != "auto":
         if not k.isdigit() or int(k) < 2:
             fail(f"--k must be 'auto' or an integer of at least 2, got {k}")
-        k = int(k)
+        n_clusters = int(k)
     try:
         with progress_factory() as progress:
             run = workflow.cluster(
                 source,
                 method=method,
-                n_clusters=k,
+                n_clusters=n_clusters,
                 random_state=seed,
                 out=out,
                 force=force,
+                resume=resume,
                 encoder=encoder,
                 device=device,
                 batch_size=batch_size,
@@ -172,7 +187,7 @@ def cluster_cmd(
             if report:
                 from semclust.outputs.report import write_report
 
-                report_path = write_report(run.out_dir)
+                report_path = write_report(out)  # the run directory just written
     except USER_ERRORS as err:
         fail(str(err))
     except TypeError as err:
@@ -259,7 +274,10 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        console.print("interrupted; finished shards are kept and the next run resumes from them")
+        console.print(
+            "interrupted; finished shards are kept and the next run resumes from them "
+            "(cluster: rerun with --resume to continue training from the last epoch)"
+        )
         sys.exit(130)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -12,8 +13,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True, soft_wrap=True)
 
 
+class Advance(Protocol):
+    """Moves a bar ``n`` steps on; ``info`` (e.g. the current loss) is shown after its name."""
+
+    def __call__(self, n: int, info: str | None = None) -> None: ...
+
+
 @contextmanager
-def progress_factory() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+def progress_factory() -> Iterator[Callable[[str, int], Advance]]:
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -23,7 +30,7 @@ def progress_factory() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
         console=console,
     ) as progress:
 
-        def make(description: str, total: int) -> Callable[..., None]:
+        def make(description: str, total: int) -> Advance:
             task = progress.add_task(description, total=total)
 
             def advance(n: int, info: str | None = None) -> None:

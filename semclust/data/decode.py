@@ -11,6 +11,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -67,8 +68,7 @@ def decode_image(
                 # Image.open only reads the header; decoding everything now is what makes a
                 # truncated file fail here rather than later inside an encoder batch.
                 image.load()
-                image = _apply_orientation(image)
-                return _to_rgb(image)
+                return _to_rgb(_apply_orientation(image))
             except ImageDecodeError:
                 raise
             except Image.DecompressionBombError as exc:
@@ -79,7 +79,7 @@ def decode_image(
         stream.close()
 
 
-def _open_stream(source: object, item_id: str) -> io.BufferedIOBase:
+def _open_stream(source: object, item_id: str) -> BinaryIO:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if not data:

@@ -51,7 +51,9 @@ class FashionMNISTSource(ArraySource):
         self.root = locate_fashion_mnist(root)
         self.split = split
         parts = ["train", "test"] if split == "all" else [split]
-        images, labels, ids = [], [], []
+        images: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        ids: list[str] = []
         for part in parts:
             part_images, part_labels = _read_split(self.root, part)
             images.append(part_images)

@@ -69,6 +69,13 @@ def _locate_fashion(root: Path | None) -> Path:
     raise SourceError("; ".join(errors))
 
 
+def _required(root: Path | None) -> Path:
+    """The data root of a dataset with ``needs_root``; callers check it is set before opening."""
+    if root is None:
+        raise SourceError(f"this dataset needs a data root: pass data_root (--data-root) or set ${DATA_ROOT_ENV}")
+    return root
+
+
 _DATASETS: dict[str, _Dataset] = {
     d.name: d
     for d in [
@@ -96,8 +103,8 @@ _DATASETS: dict[str, _Dataset] = {
             "test",
             "CIFAR-10 binary version (cifar-10-batches-bin), 32x32, 10 classes",
             True,
-            lambda root, split: CIFAR10Source(root, split),
-            locate_cifar10,
+            lambda root, split: CIFAR10Source(_required(root), split),
+            lambda root: locate_cifar10(_required(root)),
         ),
         _Dataset(
             "cifar100",
@@ -105,8 +112,8 @@ _DATASETS: dict[str, _Dataset] = {
             "test",
             "CIFAR-100 binary version (cifar-100-binary), 32x32, 100 fine classes",
             True,
-            lambda root, split: CIFAR100Source(root, split, label_set="fine"),
-            locate_cifar100,
+            lambda root, split: CIFAR100Source(_required(root), split, label_set="fine"),
+            lambda root: locate_cifar100(_required(root)),
         ),
         _Dataset(
             "cifar20",
@@ -114,8 +121,8 @@ _DATASETS: dict[str, _Dataset] = {
             "test",
             "CIFAR-100 images with the 20 coarse superclass labels",
             True,
-            lambda root, split: CIFAR100Source(root, split, label_set="coarse"),
-            locate_cifar100,
+            lambda root, split: CIFAR100Source(_required(root), split, label_set="coarse"),
+            lambda root: locate_cifar100(_required(root)),
         ),
         _Dataset(
             "stl10",
@@ -123,8 +130,8 @@ _DATASETS: dict[str, _Dataset] = {
             "test",
             "STL-10 binary (stl10_binary), 96x96, 10 classes; 'unlabeled' has no labels",
             True,
-            lambda root, split: STL10Source(root, split),
-            locate_stl10,
+            lambda root, split: STL10Source(_required(root), split),
+            lambda root: locate_stl10(_required(root)),
         ),
         _Dataset(
             "svhn",
@@ -132,8 +139,8 @@ _DATASETS: dict[str, _Dataset] = {
             "test",
             "SVHN cropped digits (*_32x32.mat), 32x32, 10 classes",
             True,
-            lambda root, split: SVHNSource(root, split),
-            locate_svhn,
+            lambda root, split: SVHNSource(_required(root), split),
+            lambda root: locate_svhn(_required(root)),
         ),
     ]
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from semclust.methods.zeroshot import build_class_embeddings
 from semclust.metrics import evaluate
 from semclust.ops.kmeans import spherical_kmeans
 from semclust.ops.knn import knn, neighbour_purity
+
+if TYPE_CHECKING:
+    from semclust.encoders.offline import OfflineEncoder
 
 ZEROSHOT_TEMPLATES = ["a photo of a {}."]
 
@@ -132,6 +135,8 @@ def evaluate_bridge(
         extra = {"images_per_s": embedded["images_per_s"], "embed_s": embedded["embed_s"]}
     elif features is None or logits is None:
         raise ValueError("evaluate_bridge needs images, or both features and logits")
+    # Set whenever ``views`` is None (an offline encoder embedded, or given by the caller).
+    features = cast(np.ndarray, features)
     if views is None and len(features) != len(labels):
         raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
     if views is not None and variants:
@@ -149,8 +154,9 @@ def evaluate_bridge(
     visual_scores = view_metrics(visual, labels, k=k, seed=seed, n_init=n_init)
     logits_t = torch.as_tensor(logits)
     records = []
+    offline = cast("OfflineEncoder", encoder)  # only the offline encoder yields features/logits
     for options in variants or [{}]:
-        variant = encoder.with_bridge(**options) if options else encoder  # type: ignore[attr-defined]
+        variant = offline.with_bridge(**options) if options else offline
         start = time.perf_counter()
         joint = variant.joint_from(features, logits_t)
         bridge_s = time.perf_counter() - start

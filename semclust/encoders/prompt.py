@@ -70,7 +70,7 @@ class FrozenTextModule:
 class BertMeanPoolTextModule(FrozenTextModule):
     """A BERT-style sentence encoder pooled by the mean over real tokens (MiniLM)."""
 
-    def __init__(self, model: nn.Module, tokenizer: Any, max_length: int = 128) -> None:
+    def __init__(self, model: Any, tokenizer: Any, max_length: int = 128) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.token_embedding = model.get_input_embeddings()
@@ -110,7 +110,7 @@ class ClipEosTextModule(FrozenTextModule):
 
     def __init__(
         self,
-        clip_model: nn.Module,
+        clip_model: Any,
         tokenize: Callable[[str], list[int]],
         *,
         bos_id: int,
@@ -179,6 +179,12 @@ class PromptLearner(nn.Module):
     Only ``self.ctx`` (``[K, n_ctx, hidden]``) is a parameter. ``forward()`` returns the
     L2-normalised centers ``[K, d]`` in the tower's text-embedding space.
     """
+
+    text_module: FrozenTextModule
+    prefix_embeds: torch.Tensor
+    suffix_embeds: torch.Tensor
+    attention_mask: torch.Tensor
+    eos_index: torch.Tensor
 
     def __init__(
         self,

@@ -29,7 +29,7 @@ def get_encoder(
     ``top_t``, ``class_template``); keyword ``options`` override those in the string.
     """
     kind, _, rest = spec.partition(":")
-    extra = {"batch_size": batch_size} if batch_size else {}
+    extra: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
     if kind == "offline":
         from semclust.encoders.offline import OfflineEncoder
 
@@ -42,7 +42,7 @@ def get_encoder(
         return HFClipEncoder(rest, device=device, **options, **extra)
     if kind == "open_clip":
         try:
-            from semclust.encoders.open_clip import OpenClipEncoder  # type: ignore[import-not-found]
+            from semclust.encoders.open_clip import OpenClipEncoder
         except ImportError as exc:
             raise ValueError(f"open_clip encoders are not available here: {exc}") from None
         arch, _, checkpoint = rest.partition(":")

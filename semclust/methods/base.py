@@ -105,8 +105,13 @@ class BaseClusterer(ABC):
         return f"{type(self).__name__}({args})"
 
     @abstractmethod
-    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> BaseClusterer:
-        """Learn clusters from ``X`` [n, d]; ``y`` is ignored and exists for sklearn pipelines."""
+    def fit(self, X: ArrayLike, *args: Any, **kwargs: Any) -> BaseClusterer:
+        """Learn clusters from ``X`` [n, d].
+
+        Methods that need more than the images (noun embeddings, a second view, a text tower)
+        take it as further arguments, so the signature is open here; a ``y`` argument, where a
+        method has one, is never used for training and exists for sklearn pipelines.
+        """
 
     @abstractmethod
     def predict(self, X: ArrayLike) -> np.ndarray:

@@ -32,6 +32,7 @@ The paper gives no T, epochs, learning rate or loss weights. Defaults (interpret
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,11 +41,12 @@ import torch
 from numpy.typing import ArrayLike
 
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
+from semclust.methods.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 from semclust.ops.features import as_feature_matrix, check_positive_int, l2_normalize
-from semclust.ops.filtering import filter_neighbours, pair_purity
+from semclust.ops.filtering import FilterRule, filter_neighbours, pair_purity
 from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
 from semclust.ops.knn import knn
-from semclust.ops.relation import relation_matrix, relation_rows_normalized
+from semclust.ops.relation import RelationMode, relation_matrix, relation_rows_normalized
 from semclust.ops.tac_text import default_n_centers, select_nouns
 
 _NAME_BLOCK = 256  # centers per block when ranking all nouns against them
@@ -129,7 +131,7 @@ class LAICNoTrain(BaseClusterer):
     def __init__(
         self,
         n_clusters: int = 10,
-        relation: str = "ridge",
+        relation: RelationMode = "ridge",
         lam: float = 1.0,
         n_centers: int | None = None,
         nouns_per_center: int = 5,
@@ -220,6 +222,12 @@ class LAIC(BaseClusterer):
     its model is frozen in place. ``y`` is used only to report ``neighbour_purity_``.
     ``on_epoch(epoch, mean_loss)`` is called after each epoch.
 
+    ``checkpoint_dir``: after every epoch the training state (centers or prompt contexts,
+    Adam state, RNG state, loss history) is saved there (:mod:`semclust.methods.checkpoint`);
+    with ``resume=True`` a fit continues after the last saved epoch (``on_epoch`` is first
+    called for the epochs already done) and ends with the labels of an uninterrupted fit.
+    Without ``resume`` an old checkpoint there is discarded.
+
     Learned: ``labels_`` (argmax p), ``centers_`` (unit-norm ``[K, d]`` in the joint space),
     ``cluster_nouns_`` (top-5 distinct nearest nouns of each center, among the whole vocabulary
     by default or the selected nouns with ``name_from="selected"``), ``cluster_names_``
@@ -244,12 +252,12 @@ class LAIC(BaseClusterer):
     def __init__(
         self,
         n_clusters: int = 10,
-        relation: str = "ridge",
+        relation: RelationMode = "ridge",
         lam: float = 1.0,
         n_centers: int | None = None,
         nouns_per_center: int = 5,
         n_neighbours: int = 10,
-        filter_rule: str = "cross",
+        filter_rule: FilterRule = "cross",
         min_keep: int = 0,
         centers: str = "prompt",
         n_ctx: int = 4,
@@ -297,7 +305,9 @@ class LAIC(BaseClusterer):
         visual_feats: ArrayLike | None = None,
         text_tower: Any = None,
         y: ArrayLike | None = None,
-        on_epoch: Callable[[int, float], None] | None = None,
+        on_epoch: Callable[[int, float], object] | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> LAIC:
         if self.centers not in ("prompt", "free"):
             raise ValueError(f"centers must be 'prompt' or 'free', got {self.centers!r}")
@@ -374,11 +384,19 @@ class LAIC(BaseClusterer):
             )
         else:
             module = _FreeCenters(s[init_idx]).to(device)
+        checkpoint, saved = open_checkpoint(
+            checkpoint_dir,
+            self,
+            digest_arrays(u, s, None if visual_feats is None else np.asarray(visual_feats), np.asarray(names))
+            if checkpoint_dir is not None
+            else "",
+            resume=resume,
+        )
         threads = torch.get_num_threads()
         if self.torch_threads is not None:
             torch.set_num_threads(int(self.torch_threads))
         try:
-            self.loss_history_ = self._train(module, u, neigh, mask, device, on_epoch)
+            self.loss_history_ = self._train(module, u, neigh, mask, device, on_epoch, checkpoint, saved)
         finally:
             torch.set_num_threads(threads)
 
@@ -404,7 +422,9 @@ class LAIC(BaseClusterer):
         neigh: np.ndarray,
         mask: np.ndarray,
         device: torch.device,
-        on_epoch: Callable[[int, float], None] | None,
+        on_epoch: Callable[[int, float], object] | None,
+        checkpoint: EpochCheckpoint | None = None,
+        saved: TrainingState | None = None,
     ) -> list[float]:
         counts = mask.sum(axis=1)
         anchors = np.flatnonzero(counts > 0)
@@ -420,8 +440,19 @@ class LAIC(BaseClusterer):
         inv_t = 1.0 / float(self.temperature)
         bs = max(1, int(self.batch_size))
         history: list[float] = []
+        start_epoch = 0
+        if saved is not None:
+            saved.load_module("centers", module)
+            saved.load_optimizer("optimizer", opt)
+            saved.load_numpy_rng("rng", rng)
+            saved.load_torch_global_rng()
+            history = [float(v) for v in saved.values["loss_history"]]
+            start_epoch = saved.epoch
+            if on_epoch is not None:
+                for epoch, loss_value in enumerate(history):
+                    on_epoch(epoch, loss_value)
         module.train()
-        for epoch in range(int(self.epochs)):
+        for epoch in range(start_epoch, int(self.epochs)):
             perm = rng.permutation(anchors)
             total, steps = 0.0, 0
             for start in range(0, len(perm), bs):
@@ -441,6 +472,13 @@ class LAIC(BaseClusterer):
                 total += float(loss.detach())
                 steps += 1
             history.append(total / max(steps, 1))
+            if checkpoint is not None:
+                state = TrainingState(epoch + 1, values={"loss_history": history})
+                state.put_module("centers", module)
+                state.put_optimizer("optimizer", opt)
+                state.put_numpy_rng("rng", rng)
+                state.put_torch_global_rng()
+                checkpoint.save(state)
             if on_epoch is not None:
                 on_epoch(epoch, history[-1])
         module.eval()

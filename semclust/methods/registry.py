@@ -6,6 +6,7 @@ adding one means adding a file with its estimator and one entry here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from semclust.methods.tac import TAC, TACNoTrain
 from semclust.methods.zeroshot import ZeroShotClusterer, build_class_embeddings
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
+# Methods that train for epochs, save a checkpoint after each one and can resume from it.
+RESUMABLE_METHODS = frozenset({"tac", "laic", "scan"})
 
 
 @dataclass
@@ -141,13 +144,28 @@ def _tac_notrain(
 
 
 def _tac(
-    features: FeatureSet, n_clusters: int, random_state: int, image_view: str | None = None, **options: Any
+    features: FeatureSet,
+    n_clusters: int,
+    random_state: int,
+    image_view: str | None = None,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    **options: Any,
 ) -> MethodResult:
     joint, names, nouns = _joint_and_nouns(features)
     view, image = _image_view(features, image_view)
     estimator = TAC(n_clusters=n_clusters, random_state=random_state, **options)
     on_epoch = features.epoch_callback("training tac", estimator.epochs)
-    estimator.fit(joint, nouns, noun_names=names, on_epoch=on_epoch, image_feats=image)
+    estimator.fit(
+        joint,
+        nouns,
+        noun_names=names,
+        on_epoch=on_epoch,
+        image_feats=image,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+    )
     info = {"n_centers": estimator.n_centers_, "image_view": view, "final_loss": estimator.loss_history_[-1]}
     return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
 
@@ -159,7 +177,15 @@ def _laic_notrain(features: FeatureSet, n_clusters: int, random_state: int, **op
     return MethodResult(estimator, estimator.labels_, n_clusters, info={"n_centers": estimator.n_centers_})
 
 
-def _laic(features: FeatureSet, n_clusters: int, random_state: int, **options: Any) -> MethodResult:
+def _laic(
+    features: FeatureSet,
+    n_clusters: int,
+    random_state: int,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    **options: Any,
+) -> MethodResult:
     joint, names, nouns = _joint_and_nouns(features)
     estimator = LAIC(n_clusters=n_clusters, random_state=random_state, **options)
     tower = features.text_tower() if estimator.centers == "prompt" else None
@@ -173,6 +199,8 @@ def _laic(features: FeatureSet, n_clusters: int, random_state: int, **options: A
         text_tower=tower,
         y=features.labels,
         on_epoch=on_epoch,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
     )
     info: dict[str, Any] = {"final_loss": estimator.loss_history_[-1], "initial_names": estimator.initial_names_}
     if estimator.neighbour_purity_ is not None:
@@ -181,7 +209,14 @@ def _laic(features: FeatureSet, n_clusters: int, random_state: int, **options: A
 
 
 def _scan(
-    features: FeatureSet, n_clusters: int, random_state: int, view: str | None = None, **options: Any
+    features: FeatureSet,
+    n_clusters: int,
+    random_state: int,
+    view: str | None = None,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    **options: Any,
 ) -> MethodResult:
     # Image-only, like k-means: neighbours are mined where the image features keep most class information.
     view = view or ("visual" if features.visual is not None else "joint")
@@ -189,7 +224,7 @@ def _scan(
     on_epoch = features.epoch_callback(
         "training scan heads", estimator.epochs + (estimator.self_label_epochs if estimator.self_label else 0)
     )
-    estimator.fit(features.view(view), on_epoch=on_epoch)
+    estimator.fit(features.view(view), on_epoch=on_epoch, checkpoint_dir=checkpoint_dir, resume=resume)
     info = {
         "view": view,
         "best_head": int(estimator.best_head_),
@@ -230,6 +265,7 @@ def _asd(
         "grouping": estimator.grouping,
         "flip": bool(flip),
         "image_shape": list(estimator.image_shape_),
+        "mu_used": dict(estimator.mu_),  # FixMatch's mu per stage (sized to n unless --param mu=...)
         "transitions_counted": int(estimator.transitions_.sum()),
         "co_predictions_used": estimator.co_predictions_used_,
         "sampled_indices": [int(i) for i in estimator.sampled_indices_],
@@ -260,15 +296,28 @@ def run_method(
     random_state: int = 0,
     *,
     name_clusters_with_nouns: bool = True,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
     **options: Any,
 ) -> MethodResult:
-    """Fit method ``name``; clusters a method does not name itself get their nearest nouns."""
+    """Fit method ``name``; clusters a method does not name itself get their nearest nouns.
+
+    ``checkpoint_dir``/``resume``: methods in :data:`RESUMABLE_METHODS` save their training
+    state there after every epoch and, with ``resume``, continue from it; the other methods
+    ignore both.
+    """
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
     if name != "zeroshot" and n_clusters is None:
         raise ValueError(f"method {name} needs the number of clusters (--k)")
+    reserved = sorted({"checkpoint_dir", "resume"} & set(options))
+    if reserved:
+        raise ValueError(f"method {name} has no parameter {reserved[0]} (the run directory holds the checkpoint)")
+    checkpointing: dict[str, Any] = {}
+    if name in RESUMABLE_METHODS:
+        checkpointing = {"checkpoint_dir": checkpoint_dir, "resume": resume}
     try:
-        result = METHODS[name](features, n_clusters, random_state, **options)
+        result = METHODS[name](features, n_clusters, random_state, **checkpointing, **options)
     except TypeError as err:
         if "unexpected keyword argument" not in str(err):
             raise

@@ -51,8 +51,10 @@ Defaults and *interpretations* (not pinned down for frozen features by the paper
 from __future__ import annotations
 
 import copy
+import os
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -60,12 +62,26 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
+from semclust.methods.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 from semclust.methods.naming import text_space_centroids
 from semclust.ops.features import check_positive_int, l2_normalize
 from semclust.ops.knn import knn
 
 _EPS = 1e-8
 _EVAL_BLOCK = 4096  # rows per block when evaluating a head or pair agreement on all data
+
+
+@dataclass(frozen=True)
+class _ScanSettings:
+    """The checked parameters of one fit (``batch_size`` and ``n_nb`` capped to the data)."""
+
+    k: int
+    n_heads: int
+    n_nb: int
+    epochs: int
+    batch_size: int
+    hidden: int | None
+    sl_epochs: int
 
 
 def make_scan_head(dim: int, n_clusters: int, hidden_dim: int | None = None) -> nn.Module:
@@ -168,6 +184,12 @@ class SCANClusterer(BaseClusterer):
     ``self_label_confident_`` (fraction of rows above the threshold per epoch, measured on
     the batches as trained).
 
+    ``checkpoint_dir``: after every epoch (of both stages) the heads, the Adam state, the RNG
+    states and the histories are saved there (:mod:`semclust.methods.checkpoint`); with
+    ``resume=True`` a fit continues after the last saved epoch (``on_epoch`` is first called
+    for the epochs already done) and ends with the labels of an uninterrupted fit. Without
+    ``resume`` an old checkpoint there is discarded.
+
     A saved model (:meth:`to_state`) keeps every head and the selection losses; the training
     neighbours and probabilities are not kept.
     """
@@ -231,7 +253,7 @@ class SCANClusterer(BaseClusterer):
 
     # ------------------------------------------------------------------ checks
 
-    def _check_params(self, n: int) -> dict[str, object]:
+    def _check_params(self, n: int) -> _ScanSettings:
         k = check_n_clusters(self.n_clusters, n)
         n_heads = check_positive_int(self.n_heads, "n_heads")
         n_nb = min(check_positive_int(self.n_neighbours, "n_neighbours"), n - 1)
@@ -254,15 +276,15 @@ class SCANClusterer(BaseClusterer):
             check_positive_int(self.torch_threads, "torch_threads")
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, (int, np.integer)):
             raise TypeError(f"random_state must be an integer, got {self.random_state!r}")
-        return {
-            "k": k,
-            "n_heads": n_heads,
-            "n_nb": n_nb,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "hidden": hidden,
-            "sl_epochs": sl_epochs,
-        }
+        return _ScanSettings(
+            k=k,
+            n_heads=n_heads,
+            n_nb=n_nb,
+            epochs=epochs,
+            batch_size=batch_size,
+            hidden=hidden,
+            sl_epochs=sl_epochs,
+        )
 
     # ------------------------------------------------------------------ fit
 
@@ -271,13 +293,18 @@ class SCANClusterer(BaseClusterer):
         X: ArrayLike,
         y: ArrayLike | None = None,
         on_epoch: Callable[[int, float], object] | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> SCANClusterer:
         x = self._validate_fit_input(X, min_samples=2)
         p = self._check_params(x.shape[0])
-        k, hidden = int(p["k"]), p["hidden"]
+        k, hidden = p.k, p.hidden
         device = torch.device(self.device)
         u = l2_normalize(x)
-        neigh, _ = knn(u, int(p["n_nb"]))
+        neigh, _ = knn(u, p.n_nb)
+        checkpoint, saved = open_checkpoint(
+            checkpoint_dir, self, digest_arrays(x) if checkpoint_dir is not None else "", resume=resume
+        )
 
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         threads = torch.get_num_threads()
@@ -287,10 +314,10 @@ class SCANClusterer(BaseClusterer):
             with torch.random.fork_rng(devices=fork_devices):
                 torch.manual_seed(int(self.random_state))
                 gen = torch.Generator().manual_seed(int(self.random_state))
-                heads = nn.ModuleList([make_scan_head(u.shape[1], k, hidden) for _ in range(int(p["n_heads"]))]).to(
-                    device
+                heads = nn.ModuleList([make_scan_head(u.shape[1], k, hidden) for _ in range(p.n_heads)]).to(device)
+                per_head = self._train(
+                    heads, u, neigh, p.epochs, p.batch_size, device, gen, on_epoch, checkpoint, saved
                 )
-                per_head = self._train(heads, u, neigh, int(p["epochs"]), int(p["batch_size"]), device, gen, on_epoch)
                 losses = [
                     selection_loss(_softmax_np(_head_logits(h, u, device)), neigh, self.entropy_weight) for h in heads
                 ]
@@ -300,12 +327,16 @@ class SCANClusterer(BaseClusterer):
                     sl_hist, sl_conf = self._self_label(
                         head,
                         u,
-                        int(p["sl_epochs"]),
-                        int(p["batch_size"]),
+                        p.sl_epochs,
+                        p.batch_size,
                         device,
                         gen,
-                        int(p["epochs"]),
+                        p.epochs,
                         on_epoch,
+                        checkpoint,
+                        saved,
+                        heads,
+                        per_head,
                     )
                     if not any(sl_conf):
                         warnings.warn(
@@ -328,7 +359,7 @@ class SCANClusterer(BaseClusterer):
         self.head_loss_history_ = np.asarray(per_head, dtype=np.float64).reshape(-1, len(heads))
         self.loss_history_ = [float(v) for v in self.head_loss_history_.mean(axis=1)]
         self.neighbours_ = neigh
-        self.n_neighbours_ = int(p["n_nb"])
+        self.n_neighbours_ = p.n_nb
         self.n_features_in_ = x.shape[1]
         # same code path as predict_proba, so predict(X_train) reproduces labels_ exactly
         self.probabilities_ = self._proba(x)
@@ -351,14 +382,29 @@ class SCANClusterer(BaseClusterer):
         device: torch.device,
         gen: torch.Generator,
         on_epoch: Callable[[int, float], object] | None,
+        checkpoint: EpochCheckpoint | None = None,
+        saved: TrainingState | None = None,
     ) -> list[list[float]]:
         optimizer = torch.optim.Adam(heads.parameters(), lr=self.lr)
         u_t = torch.from_numpy(u).to(device)
         nb_t = torch.from_numpy(neigh)
         n, n_nb = neigh.shape
         history: list[list[float]] = []
+        start_epoch = 1
+        if saved is not None:
+            # a checkpoint of either stage holds the heads as this stage last left them
+            saved.load_module("heads", heads)
+            history = [[float(v) for v in row] for row in saved.values["head_loss_history"]]
+            start_epoch = len(history) + 1
+            if saved.values["stage"] == "heads":
+                saved.load_optimizer("optimizer", optimizer)
+                saved.load_generator("rng.batches", gen)
+                saved.load_torch_global_rng()
+            if on_epoch is not None:
+                for epoch, means in enumerate(history, start=1):
+                    on_epoch(epoch, float(np.mean(means)))
         heads.train()
-        for epoch in range(1, epochs + 1):
+        for epoch in range(start_epoch, epochs + 1):
             sums = np.zeros(len(heads))
             steps = 0
             for anchors in self._batches(n, batch_size, gen):
@@ -379,6 +425,13 @@ class SCANClusterer(BaseClusterer):
                 steps += 1
             means = (sums / max(steps, 1)).tolist()
             history.append(means)
+            if checkpoint is not None:
+                state = TrainingState(epoch, values={"stage": "heads", "head_loss_history": history})
+                state.put_module("heads", heads)
+                state.put_optimizer("optimizer", optimizer)
+                state.put_generator("rng.batches", gen)
+                state.put_torch_global_rng()
+                checkpoint.save(state)
             if on_epoch is not None:
                 on_epoch(epoch, float(np.mean(means)))
         heads.eval()
@@ -394,14 +447,30 @@ class SCANClusterer(BaseClusterer):
         gen: torch.Generator,
         epoch_offset: int,
         on_epoch: Callable[[int, float], object] | None,
+        checkpoint: EpochCheckpoint | None = None,
+        saved: TrainingState | None = None,
+        heads: nn.ModuleList | None = None,
+        head_history: list[list[float]] | None = None,
     ) -> tuple[list[float], list[float]]:
         optimizer = torch.optim.Adam(head.parameters(), lr=self.lr)
         u_t = torch.from_numpy(u).to(device)
         threshold = float(self.self_label_threshold)
         history: list[float] = []
         confident: list[float] = []
+        start_epoch = 1
+        if saved is not None and saved.values["stage"] == "self_label":
+            saved.load_module("head", head)
+            saved.load_optimizer("self_label_optimizer", optimizer)
+            saved.load_generator("rng.batches", gen)
+            saved.load_torch_global_rng()
+            history = [float(v) for v in saved.values["self_label_history"]]
+            confident = [float(v) for v in saved.values["self_label_confident"]]
+            start_epoch = len(history) + 1
+            if on_epoch is not None:
+                for epoch, value in enumerate(history, start=1):
+                    on_epoch(epoch_offset + epoch, value)
         head.train()
-        for epoch in range(1, epochs + 1):
+        for epoch in range(start_epoch, epochs + 1):
             total, steps, n_conf, n_seen = 0.0, 0, 0, 0
             for anchors in self._batches(u.shape[0], batch_size, gen):
                 logits = head(u_t[anchors.to(device)])
@@ -417,6 +486,20 @@ class SCANClusterer(BaseClusterer):
                 steps += 1
             history.append(total / steps if steps else float("nan"))
             confident.append(n_conf / max(n_seen, 1))
+            if checkpoint is not None and heads is not None:
+                values = {
+                    "stage": "self_label",
+                    "head_loss_history": head_history or [],
+                    "self_label_history": history,
+                    "self_label_confident": confident,
+                }
+                state = TrainingState(epoch_offset + epoch, values=values)
+                state.put_module("heads", heads)
+                state.put_module("head", head)
+                state.put_optimizer("self_label_optimizer", optimizer)
+                state.put_generator("rng.batches", gen)
+                state.put_torch_global_rng()
+                checkpoint.save(state)
             if on_epoch is not None:
                 on_epoch(epoch_offset + epoch, history[-1])
         head.eval()

@@ -15,6 +15,7 @@ RESEARCH.md and were chosen here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -23,6 +24,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from semclust.methods.base import BaseClusterer, check_n_clusters
+from semclust.methods.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 from semclust.methods.naming import name_clusters, text_space_centroids
 from semclust.ops.features import as_feature_matrix, check_positive_int, l2_normalize
 from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
@@ -281,6 +283,12 @@ class TAC(_TextSide, BaseClusterer):
     Clusters are the image head's argmax (in eval mode). ``on_epoch(epoch, mean_loss)`` is
     called after every epoch (1-based), e.g. for a progress bar.
 
+    ``checkpoint_dir``: after every epoch both heads, the Adam state, the RNG states and the
+    loss history are saved there (:mod:`semclust.methods.checkpoint`); with ``resume=True`` a
+    fit continues after the last saved epoch (``on_epoch`` is first called for the epochs
+    already done) and ends with the labels of an uninterrupted fit. Without ``resume`` an old
+    checkpoint there is discarded.
+
     Everything random (initial weights, shuffling, neighbour draws) comes from
     ``random_state``: on CPU the same seed gives identical labels. The global torch RNG
     state is restored afterwards. ``device`` is any torch device string ("cpu", "cuda",
@@ -357,6 +365,8 @@ class TAC(_TextSide, BaseClusterer):
         noun_names: Sequence[str] | None = None,
         on_epoch: Callable[[int, float], object] | None = None,
         image_feats: ArrayLike | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> TAC:
         x = self._validate_fit_input(X, min_samples=2)
         k = check_n_clusters(self.n_clusters, x.shape[0])
@@ -380,11 +390,14 @@ class TAC(_TextSide, BaseClusterer):
         nb_img, _ = knn(u, n_nb)
         nb_txt, _ = knn(t, n_nb)
 
+        checkpoint, saved = open_checkpoint(
+            checkpoint_dir, self, digest_arrays(x, s, u) if checkpoint_dir is not None else "", resume=resume
+        )
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(int(self.random_state))
             img_head, txt_head, history = self._train(
-                u, t, nb_img, nb_txt, k, hidden, epochs, batch_size, device, on_epoch
+                u, t, nb_img, nb_txt, k, hidden, epochs, batch_size, device, on_epoch, checkpoint, saved
             )
         self.image_head_ = img_head.cpu().eval()
         self.text_head_ = txt_head.cpu().eval()
@@ -408,6 +421,8 @@ class TAC(_TextSide, BaseClusterer):
         batch_size: int,
         device: torch.device,
         on_epoch: Callable[[int, float], object] | None,
+        checkpoint: EpochCheckpoint | None = None,
+        saved: TrainingState | None = None,
     ) -> tuple[nn.Module, nn.Module, list[float]]:
         gen = torch.Generator().manual_seed(int(self.random_state))
         img_head = make_head(u.shape[1], hidden, k).to(device)
@@ -420,9 +435,21 @@ class TAC(_TextSide, BaseClusterer):
         nb_txt_t = torch.from_numpy(nb_txt)
         n, n_nb = nb_img.shape
         history: list[float] = []
+        start_epoch = 1
+        if saved is not None:
+            saved.load_module("image_head", img_head)
+            saved.load_module("text_head", txt_head)
+            saved.load_optimizer("optimizer", optimizer)
+            saved.load_generator("rng.batches", gen)
+            saved.load_torch_global_rng()
+            history = [float(v) for v in saved.values["loss_history"]]
+            start_epoch = saved.epoch + 1
+            if on_epoch is not None:
+                for epoch, loss_value in enumerate(history, start=1):
+                    on_epoch(epoch, loss_value)
         img_head.train()
         txt_head.train()
-        for epoch in range(1, epochs + 1):
+        for epoch in range(start_epoch, epochs + 1):
             order = torch.randperm(n, generator=gen)
             total, steps = 0.0, 0
             for start in range(0, n, batch_size):
@@ -452,6 +479,14 @@ class TAC(_TextSide, BaseClusterer):
                 steps += 1
             mean_loss = total / max(steps, 1)
             history.append(mean_loss)
+            if checkpoint is not None:
+                state = TrainingState(epoch, values={"loss_history": history})
+                state.put_module("image_head", img_head)
+                state.put_module("text_head", txt_head)
+                state.put_optimizer("optimizer", optimizer)
+                state.put_generator("rng.batches", gen)
+                state.put_torch_global_rng()
+                checkpoint.save(state)
             if on_epoch is not None:
                 on_epoch(epoch, mean_loss)
         return img_head, txt_head, history

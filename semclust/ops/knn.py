@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import faiss
 import numpy as np
 from numpy.typing import ArrayLike
@@ -37,7 +39,7 @@ def knn(
     if self_search:
         query_matrix = base
     else:
-        query_matrix = l2_normalize(as_feature_matrix(queries, name="queries"))
+        query_matrix = l2_normalize(as_feature_matrix(cast(ArrayLike, queries), name="queries"))
         if query_matrix.shape[1] != dim:
             raise ValueError(f"queries have dimension {query_matrix.shape[1]} but features have {dim}")
     drop_self = self_search and exclude_self

@@ -7,7 +7,8 @@
 * ``model.json``: format version, method, estimator class, ``get_params()``, the JSON-able
   learned values ``predict`` needs, the name/dtype/shape of every tensor, the SHA-256 of
   ``model.safetensors``, ``inputs`` (which feature-store view feeds each ``predict``
-  argument, e.g. ``{"X": "joint", "image_feats": "visual"}``), the encoder config (rebuilt
+  argument, e.g. ``{"X": "joint", "image_feats": "visual"}``, or ``{"images": "pixels"}``
+  for asd, whose network reads the images themselves), the encoder config (rebuilt
   with :func:`semclust.encoders.registry.encoder_from_config`), K, the cluster names and the
   semclust version. It is written last, so its presence marks a complete model.
 
@@ -24,7 +25,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -32,12 +33,16 @@ from PIL import Image
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem, SourceError
 from semclust.store.atomic import _atomic_write, write_json
 
+if TYPE_CHECKING:
+    from semclust.methods.base import BaseClusterer
+
 FORMAT = "semclust-model"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "model.json"
 MODEL_DIR = "model"
 VIEWS = ("joint", "visual")
+PIXELS = "pixels"  # the input of models that classify the images themselves (asd), not features
 
 # method -> (estimator class, the predict arguments a view can feed)
 METHOD_ESTIMATORS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -48,19 +53,30 @@ METHOD_ESTIMATORS: dict[str, tuple[str, tuple[str, ...]]] = {
     "laic-notrain": ("LAICNoTrain", ("X",)),
     "laic": ("LAIC", ("X",)),
     "scan": ("SCANClusterer", ("X",)),
+    "asd": ("ASD", ("images",)),
 }
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
-def _estimator_class(name: str) -> type:
+def _estimator_class(name: str) -> type[Any]:
+    from semclust.methods.asd import ASD
     from semclust.methods.kmeans import KMeansClusterer
     from semclust.methods.laic import LAIC, LAICNoTrain
     from semclust.methods.scan import SCANClusterer
     from semclust.methods.tac import TAC, TACNoTrain
     from semclust.methods.zeroshot import ZeroShotClusterer
 
-    classes = (KMeansClusterer, ZeroShotClusterer, TACNoTrain, TAC, LAICNoTrain, LAIC, SCANClusterer)
+    classes: tuple[type[BaseClusterer] | type[ASD], ...] = (
+        KMeansClusterer,
+        ZeroShotClusterer,
+        TACNoTrain,
+        TAC,
+        LAICNoTrain,
+        LAIC,
+        SCANClusterer,
+        ASD,
+    )
     return {c.__name__: c for c in classes}[name]
 
 
@@ -70,10 +86,12 @@ def model_inputs(method: str, info: dict[str, Any]) -> dict[str, str]:
     k-means and SCAN read the view they were fitted on (``info["view"]``); TAC reads the
     joint view plus, when ``info["image_view"]`` is not ``"joint"``, that view as its image
     side; zero-shot and LAIC read the joint view (LAIC's visual view only filters neighbours
-    during training).
+    during training); asd reads the pixels of the images.
     """
     if method not in METHOD_ESTIMATORS:
         raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(METHOD_ESTIMATORS))}")
+    if method == "asd":
+        return {"images": PIXELS}
     if method in ("kmeans", "scan"):
         return {"X": info.get("view", "joint")}
     if method in ("tac", "tac-notrain"):
@@ -84,13 +102,15 @@ def model_inputs(method: str, info: dict[str, Any]) -> dict[str, str]:
 
 def _check_inputs(method: str, inputs: Any, where: str) -> dict[str, str]:
     allowed = METHOD_ESTIMATORS[method][1]
-    if not isinstance(inputs, dict) or "X" not in inputs:
-        raise ValueError(f"{where}: inputs must map predict arguments to views and include 'X', got {inputs!r}")
+    first = allowed[0]
+    if not isinstance(inputs, dict) or first not in inputs:
+        raise ValueError(f"{where}: inputs must map predict arguments to views and include {first!r}, got {inputs!r}")
     for arg, view in inputs.items():
         if arg not in allowed:
             raise ValueError(f"{where}: {method} predict has no argument {arg!r} (has {', '.join(allowed)})")
-        if view not in VIEWS:
-            raise ValueError(f"{where}: unknown view {view!r} for {arg!r}; expected one of {', '.join(VIEWS)}")
+        kinds = (PIXELS,) if arg == "images" else VIEWS
+        if view not in kinds:
+            raise ValueError(f"{where}: unknown view {view!r} for {arg!r}; expected one of {', '.join(kinds)}")
     return {str(k): str(v) for k, v in inputs.items()}
 
 
@@ -226,8 +246,15 @@ class LoadedModel:
             return ""
         return self.cluster_names[k][0]
 
+    @property
+    def reads_pixels(self) -> bool:
+        """True when the model classifies the images themselves (asd), not their features."""
+        return PIXELS in self.inputs.values()
+
     def predict_features(self, views: dict[str, np.ndarray]) -> np.ndarray:
         """int64[n] clusters of rows given per view name (``{"joint": ..., "visual": ...}``)."""
+        if self.reads_pixels:
+            raise ValueError(f"this {self.method} model classifies images, not features; use predict_images")
         missing = sorted({v for v in self.inputs.values() if v not in views})
         if missing:
             raise ValueError(f"this {self.method} model predicts from the {', '.join(missing)} view(s); none given")
@@ -248,9 +275,12 @@ class LoadedModel:
         ``images``: a folder (ids relative to it, as in a run), image files and folders (ids as
         given / ``folder/relative``), or an :class:`ImageSource`. Files that do not decode are
         skipped and returned in ``skipped``. ``encoder`` overrides the one rebuilt from the
-        saved config (which must then produce the same views).
+        saved config (which must then produce the same views). Models that read pixels (asd)
+        use no encoder: see :meth:`_predict_pixels`.
         """
         source = images if isinstance(images, ImageSource) else image_source(images)
+        if self.reads_pixels:
+            return self._predict_pixels(source, device=device, progress=progress)
         if encoder is None:
             from semclust.encoders.registry import encoder_from_config
 
@@ -293,6 +323,66 @@ class LoadedModel:
             # the same rounding as the stored training features, so a training image keeps its cluster
             views[view] = array.astype(dtype).astype(np.float32) if dtype == "float16" else array
         return kept, self.predict_features(views), skipped
+
+    def _predict_pixels(
+        self, source: ImageSource, device: str = "cpu", progress: ProgressFactory | None = None
+    ) -> tuple[list[str], np.ndarray, list[SkippedItem]]:
+        """Assign images by a model that classifies pixels (asd).
+
+        The images are brought to the shape the run's images had when the estimator was fitted
+        (``estimator.input_shape_``) the way the run read them (``methods.asd.source_images``):
+        decoded, converted to grey (``L``) or RGB, bilinearly resized; rows of an array-backed
+        source of that shape are taken as they are. The estimator's ``predict`` then prepares
+        them exactly as ``fit`` did, so every training image gets its training cluster back.
+        """
+        from semclust.data.base import ArraySource
+        from semclust.encoders.base import resolve_device
+
+        estimator = self.estimator
+        shape = tuple(int(v) for v in estimator.input_shape_)
+        estimator.model_.to(resolve_device(device))
+        ids = source.ids
+        advance = progress(f"classifying {len(source)} images", len(source)) if progress else None
+        array = np.asarray(source._images) if isinstance(source, ArraySource) else None
+        if array is not None and tuple(array.shape[1:]) == shape and array.dtype == np.uint8:
+            chunks = [estimator.predict(array[lo : lo + _PIXEL_CHUNK]) for lo in range(0, len(array), _PIXEL_CHUNK)]
+            if advance:
+                advance(len(array))
+            return list(ids), np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64), []
+        kept: list[str] = []
+        skipped: list[SkippedItem] = []
+        parts: list[np.ndarray] = []
+        for lo in range(0, len(source), _PIXEL_CHUNK):  # a multiple of predict's batch: same batches
+            hi = min(len(source), lo + _PIXEL_CHUNK)
+            batch: list[np.ndarray] = []
+            for i in range(lo, hi):
+                try:
+                    batch.append(_pixels(source.load(i), shape))
+                    kept.append(ids[i])
+                except ImageDecodeError as err:
+                    skipped.append(SkippedItem(err.item_id, err.reason))
+            if batch:
+                parts.append(np.asarray(estimator.predict(np.stack(batch)), dtype=np.int64))
+            if advance:
+                advance(hi - lo)
+        labels = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return kept, labels, skipped
+
+
+_PIXEL_CHUNK = 2048
+_MODES = {2: "L", 1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _pixels(image: Image.Image, shape: tuple[int, ...]) -> np.ndarray:
+    """uint8 pixels of ``image`` in ``shape`` (``(H, W)`` grey or ``(H, W, C)``), read as
+    :func:`semclust.methods.asd.source_images` reads a folder: convert, bilinear resize."""
+    channels = shape[2] if len(shape) == 3 else 2
+    if channels not in _MODES:
+        raise ValueError(f"cannot bring images to shape {list(shape)}")
+    height, width = shape[0], shape[1]
+    resized = image.convert(_MODES[channels]).resize((width, height), Image.Resampling.BILINEAR)
+    pixels = np.asarray(resized, dtype=np.uint8)
+    return pixels[..., None] if channels == 1 else pixels
 
 
 def _embed(encoder: Any, images: list[Image.Image], needed: list[str]) -> dict[str, np.ndarray]:

@@ -82,7 +82,7 @@ def thumbnail_data_uri(image: Any, size: int = 112) -> str:
         factor = max(1, -(-64 // max(thumb.width, thumb.height)))
         from PIL import Image
 
-        thumb = thumb.resize((thumb.width * factor, thumb.height * factor), Image.NEAREST)
+        thumb = thumb.resize((thumb.width * factor, thumb.height * factor), Image.Resampling.NEAREST)
         buffer = io.BytesIO()
         thumb.save(buffer, format="PNG", optimize=True)
         mime = "image/png"

@@ -20,24 +20,40 @@ import numpy as np
 from semclust.store.atomic import read_json, write_json, write_text
 
 RUN_FILES = ("assignments.csv", "clusters.json", "metrics.json", "run.json")
+# Epoch checkpoints of a training method (semclust.methods.checkpoint) while the run is unfinished.
+CHECKPOINT_DIR = "checkpoint"
 
 
 class RunDirError(ValueError):
     pass
 
 
-def prepare_run_dir(out_dir: str | os.PathLike[str], force: bool = False) -> Path:
-    """Create ``out_dir``; refuse to overwrite a non-empty one unless ``force``."""
+def prepare_run_dir(out_dir: str | os.PathLike[str], force: bool = False, resume: bool = False) -> Path:
+    """Create ``out_dir``; refuse to overwrite a non-empty one unless ``force``.
+
+    ``resume`` accepts a directory that holds no finished run (no ``run.json``), e.g. one
+    with the ``checkpoint/`` of a killed training run, and keeps what is in it.
+    """
     path = Path(out_dir)
+    if resume and force:
+        raise RunDirError("--resume and --force contradict each other; pass one")
     if path.exists() and not path.is_dir():
         raise RunDirError(f"output {path} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()):
-        if not force:
-            raise RunDirError(f"output directory {path} already exists and is not empty; pass --force to overwrite")
-        for name in RUN_FILES:
-            (path / name).unlink(missing_ok=True)
-        if (path / "model").is_dir():
-            shutil.rmtree(path / "model")
+        if resume:
+            if (path / "run.json").is_file():
+                raise RunDirError(f"{path} holds a finished run (run.json); nothing to resume, pass --force to redo it")
+        elif not force:
+            hint = " or --resume to continue its training" if (path / CHECKPOINT_DIR).is_dir() else ""
+            raise RunDirError(
+                f"output directory {path} already exists and is not empty; pass --force to overwrite{hint}"
+            )
+        else:
+            for name in RUN_FILES:
+                (path / name).unlink(missing_ok=True)
+            for name in ("model", CHECKPOINT_DIR):
+                if (path / name).is_dir():
+                    shutil.rmtree(path / name)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -53,6 +53,7 @@ def load_train_test(dataset: str, seed: int = 0, data_root: str | None = None) -
     name = dataset.removeprefix("dataset:").strip().lower()
     if name == "digits":
         x, y = source_arrays(open_source("dataset:digits"))
+        y = cast(np.ndarray, y)  # digits always has labels
         train, test = holdout_split(len(x), DIGITS_TEST_FRACTION, seed)
         return x[train], y[train], x[test], y[test], f"seeded {DIGITS_TEST_FRACTION:.0%} hold-out (seed {seed})"
     x_train, y_train = source_arrays(open_source(f"dataset:{name}:train", data_root=data_root))
@@ -162,7 +163,7 @@ def run_longtail(
             raise ValueError(f"max_unlabelled must be at least 1, got {max_unlabelled}")
         m1, gamma_u = 0, 1.0
     gamma_u = gamma_l if gamma_u is None else gamma_u
-    counts_to_check = [("n1", n1), ("batch_size", batch_size), ("mu", mu)]
+    counts_to_check: list[tuple[str, int | None]] = [("n1", n1), ("batch_size", batch_size), ("mu", mu)]
     if unlabelled_split is None:
         counts_to_check.insert(1, ("m1", m1))
     for option, value in counts_to_check:

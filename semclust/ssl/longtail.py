@@ -52,7 +52,7 @@ def longtail_counts(n1: int, gamma: float, n_classes: int, reverse: bool = False
     return counts
 
 
-def class_groups(counts: Sequence[float]) -> np.ndarray:
+def class_groups(counts: Sequence[float] | np.ndarray) -> np.ndarray:
     """Group id per class (0 head, 1 medium, 2 tail) from class frequencies (not indices).
 
     Classes are ranked by frequency (ties by class index); the first ``max(1, C // 3)`` are
@@ -77,13 +77,15 @@ def estimate_class_counts(y: Any, num_classes: int) -> np.ndarray:
     return np.bincount(y[y >= 0], minlength=int(num_classes)).astype(np.int64)[: int(num_classes)]
 
 
-def log_prior(counts: Sequence[float]) -> np.ndarray:
+def log_prior(counts: Sequence[float] | np.ndarray) -> np.ndarray:
     """``log`` of the class frequencies; a class with no labelled example counts as one."""
     counts = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
     return np.log(counts / counts.sum())
 
 
-def group_accuracies(y: Any, pred: Any, groups: Sequence[int], prefix: str = "") -> dict[str, float | None]:
+def group_accuracies(
+    y: Any, pred: Any, groups: Sequence[int] | np.ndarray, prefix: str = ""
+) -> dict[str, float | None]:
     """``{prefix}head_acc``, ``medium_acc``, ``tail_acc``: top-1 accuracy on the test items of each group."""
     y, pred, groups = np.asarray(y), np.asarray(pred), np.asarray(groups)
     known = y >= 0

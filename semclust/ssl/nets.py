@@ -14,6 +14,9 @@ by FixMatch / USB (LeakyReLU 0.1, BatchNorm momentum 0.001 in PyTorch convention
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -174,8 +177,8 @@ class WideResNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> dict:
         h = self.conv1(x)
         taps = []
-        for stage in self.stages:
-            first = stage[0]
+        for stage in cast(Iterable[nn.ModuleList], self.stages):
+            first = cast(_Unit, stage[0])
             pre = first.preact(h)
             taps.append(_gap(pre))
             h = first(h, pre)

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -52,7 +52,8 @@ def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on conv/linear weights (>= 2 dims); none on biases and norm parameters."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, p in model.named_parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
@@ -82,6 +83,7 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module, k: int) -> None:
         d = self.decay_at(k)
+        shadow: torch.Tensor
         for shadow, p in zip(self.model.parameters(), model.parameters()):
             shadow.mul_(d).add_(p.detach(), alpha=1.0 - d)
         for shadow, b in zip(self.model.buffers(), model.buffers()):
@@ -273,7 +275,7 @@ class Trainer:
                 f"but the network expects {self.config['in_channels']} channel(s)"
             )
         self._x_eval = None if x_eval is None else _as_uint8_tensor(x_eval, "x_eval")
-        self._y_eval = None if y_eval is None else _labels(y_eval, len(self._x_eval), "y_eval")
+        self._y_eval = None if y_eval is None else _labels(y_eval, len(cast(torch.Tensor, self._x_eval)), "y_eval")
         # Per-channel statistics of the unlabelled images (deterministic; recomputed on resume).
         flat = to_float(self._x_ulb[:20000]).transpose(0, 1).reshape(channels, -1)
         self.mean = [float(v) for v in flat.mean(dim=1)]
@@ -346,7 +348,7 @@ class Trainer:
         plus whatever ``algorithm.eval_metrics`` adds (e.g. per-group or per-expert accuracy)."""
         outputs = self.predict_outputs(self._x_eval)
         pred = outputs["pred"]
-        y = self._y_eval.numpy()
+        y = cast(torch.Tensor, self._y_eval).numpy()
         known = y >= 0
         metrics = evaluate(y, pred)
         metrics["top1"] = float((pred[known] == y[known]).mean())
@@ -477,7 +479,7 @@ class Trainer:
         self._log_counts = {k: int(v) for k, v in state.get("log_counts", {}).items()}
         self.step = int(state["step"])
         # Evaluations logged after this checkpoint belong to the part of the run being redone.
-        log_path = self.out_dir / "log.json"
+        log_path = cast(Path, self.out_dir) / "log.json"  # _checkpoint_path() asserted it is set
         self.log = [e for e in read_json(log_path) if e.get("step", 0) <= self.step] if log_path.exists() else []
         self.last_metrics = self.log[-1] if self.log and self.log[-1].get("step") == self.step else None
         if self.out_dir is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,59 @@ def _as_json(value: Any) -> Any:
 def _identity(encoder_config: dict[str, Any]) -> dict[str, Any]:
     """The part of an encoder's config that changes the numbers (versions do not block reuse)."""
     return {k: v for k, v in _as_json(encoder_config).items() if k != "versions"}
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """One shard to embed: source positions ``start`` to ``stop`` (exclusive)."""
+
+    index: int
+    start: int
+    stop: int
+
+
+@dataclass
+class ShardEmbedding:
+    """An engine's result for one shard: the views of the items kept, in position order."""
+
+    index: int
+    views: dict[str, np.ndarray]
+    positions: list[int]
+    skipped: list[SkippedItem]
+
+
+# An engine: (source, encoder, shards still to embed, progress) -> one ShardEmbedding per
+# shard. build_store writes each as it arrives, so memory holds a few shards at most.
+ShardEmbedder = Callable[[ImageSource, Encoder, Sequence[ShardPlan], ProgressCallback | None], Iterator[ShardEmbedding]]
+
+
+def embed_shards_local(
+    source: ImageSource,
+    encoder: Encoder,
+    shards: Sequence[ShardPlan],
+    on_progress: ProgressCallback | None = None,
+) -> Iterator[ShardEmbedding]:
+    """The in-process engine: decode and encode each shard batch by batch, in this process."""
+    for shard in shards:
+        views: dict[str, list[np.ndarray]] = {}
+        kept: list[int] = []
+        skipped: list[SkippedItem] = []
+        for batch_lo in range(shard.start, shard.stop, encoder.batch_size):
+            batch_hi = min(shard.stop, batch_lo + encoder.batch_size)
+            images, positions = [], []
+            for position in range(batch_lo, batch_hi):
+                try:
+                    images.append(source.load(position))
+                    positions.append(position)
+                except ImageDecodeError as err:
+                    skipped.append(SkippedItem(err.item_id, err.reason))
+            if images:
+                for name, array in encoder.image_views(images).items():
+                    views.setdefault(name, []).append(np.asarray(array))
+                kept.extend(positions)
+            if on_progress:
+                on_progress(batch_hi - batch_lo)
+        yield ShardEmbedding(shard.index, {name: np.concatenate(v) for name, v in views.items()}, kept, skipped)
 
 
 @dataclass
@@ -152,11 +205,14 @@ def build_store(
     force: bool = False,
     on_progress: ProgressCallback | None = None,
     on_shard_done: Callable[[int], None] | None = None,
+    embedder: ShardEmbedder | None = None,
 ) -> BuildReport:
     """Embed ``source`` into ``out_dir``, reusing shards an earlier identical run finished.
 
     ``on_progress(n)`` is told of every n items handled (embedded or skipped), including
     reused shards, so a progress bar can start where the last run stopped.
+    ``embedder`` computes the unfinished shards (default :func:`embed_shards_local`; see
+    ``semclust.engines`` for Ray); the manifest and shard files are the same whichever runs.
     """
     if dtype not in ("float16", "float32"):
         raise StoreError(f"dtype must be float16 or float32, got {dtype!r}")
@@ -172,7 +228,9 @@ def build_store(
             f"feature store {root} is being written by another process (lock {root / '.lock'})"
         ) from None
     try:
-        return _build_locked(source, encoder, root, shard_size, dtype, force, on_progress, on_shard_done)
+        return _build_locked(
+            source, encoder, root, shard_size, dtype, force, on_progress, on_shard_done, embedder or embed_shards_local
+        )
     finally:
         lock.release()
 
@@ -186,6 +244,7 @@ def _build_locked(
     force: bool,
     on_progress: ProgressCallback | None,
     on_shard_done: Callable[[int], None] | None,
+    embedder: ShardEmbedder,
 ) -> BuildReport:
     start_time = time.perf_counter()
     n_items = len(source)
@@ -229,56 +288,56 @@ def _build_locked(
 
     labels = source.labels
     ids = source.ids
-    skipped_all: list[SkippedItem] = []
-    written = reused = 0
+    skipped_by_shard: dict[int, list[SkippedItem]] = {}
+    pending: list[ShardPlan] = []
+    reused = 0
     (root / "shards").mkdir(exist_ok=True)
     for shard_index in range(n_shards):
         lo, hi = shard_index * shard_size, min(n_items, (shard_index + 1) * shard_size)
         shard_json = root / "shards" / f"{shard_index:05d}.json"
         if shard_json.is_file():
             done = read_json(shard_json)
-            skipped_all.extend(SkippedItem(**s) for s in done["skipped"])
+            skipped_by_shard[shard_index] = [SkippedItem(**s) for s in done["skipped"]]
             reused += 1
             if on_progress:
                 on_progress(hi - lo)
             continue
-        views: dict[str, list[np.ndarray]] = {}
-        kept: list[int] = []
-        skipped: list[SkippedItem] = []
-        for batch_lo in range(lo, hi, encoder.batch_size):
-            batch_hi = min(hi, batch_lo + encoder.batch_size)
-            images, positions = [], []
-            for position in range(batch_lo, batch_hi):
-                try:
-                    images.append(source.load(position))
-                    positions.append(position)
-                except ImageDecodeError as err:
-                    skipped.append(SkippedItem(err.item_id, err.reason))
-            if images:
-                for name, array in encoder.image_views(images).items():
-                    views.setdefault(name, []).append(np.asarray(array))
-                kept.extend(positions)
-            if on_progress:
-                on_progress(batch_hi - batch_lo)
-        for name, dim in plan["views"].items():
-            array = np.concatenate(views[name]) if views.get(name) else np.zeros((0, dim))
-            write_npy(root / "shards" / f"{shard_index:05d}.{name}.npy", array.astype(dtype))
+        pending.append(ShardPlan(shard_index, lo, hi))
+    todo = {shard.index: shard for shard in pending}
+    written = 0
+    for result in embedder(source, encoder, pending, on_progress):
+        shard = todo.pop(result.index, None)
+        if shard is None:
+            raise StoreError(f"the embedding engine returned shard {result.index}, which was not asked for")
+        kept, skipped = [int(p) for p in result.positions], list(result.skipped)
+        for name, dim in encoder.view_dims.items():
+            array = result.views.get(name)
+            if array is None or not kept:
+                array = np.zeros((0, dim))
+            if np.shape(array) != (len(kept), dim):
+                raise StoreError(
+                    f"shard {shard.index}: view {name!r} has shape {np.shape(array)}, expected {(len(kept), dim)}"
+                )
+            write_npy(root / "shards" / f"{shard.index:05d}.{name}.npy", np.asarray(array).astype(dtype))
         write_json(
-            shard_json,
+            root / "shards" / f"{shard.index:05d}.json",
             {
-                "index": shard_index,
-                "start": lo,
-                "stop": hi,
+                "index": shard.index,
+                "start": shard.start,
+                "stop": shard.stop,
                 "positions": kept,
                 "ids": [ids[p] for p in kept],
                 "labels": [int(labels[p]) for p in kept] if labels is not None else None,
                 "skipped": [{"item_id": s.item_id, "reason": s.reason} for s in skipped],
             },
         )
-        skipped_all.extend(skipped)
+        skipped_by_shard[shard.index] = skipped
         written += 1
         if on_shard_done:
-            on_shard_done(shard_index)
+            on_shard_done(shard.index)
+    if todo:
+        raise StoreError(f"the embedding engine did not return shard(s) {sorted(todo)}; run again to resume")
+    skipped_all = [item for index in sorted(skipped_by_shard) for item in skipped_by_shard[index]]
     plan["complete"] = True
     plan["n_embedded"] = n_items - len(skipped_all)
     plan["n_skipped"] = len(skipped_all)

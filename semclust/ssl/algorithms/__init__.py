@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-ALGORITHMS: dict[str, type] = {}
+if TYPE_CHECKING:
+    from semclust.ssl.algorithms.base import SSLAlgorithm
+
+ALGORITHMS: dict[str, type[SSLAlgorithm]] = {}
 
 
-def register(name: str) -> Callable[[type], type]:
+def register(name: str) -> Callable[[type[SSLAlgorithm]], type[SSLAlgorithm]]:
     """Class decorator: make an :class:`SSLAlgorithm` subclass available as ``name``."""
 
-    def decorate(cls: type) -> type:
+    def decorate(cls: type[SSLAlgorithm]) -> type[SSLAlgorithm]:
         if name in ALGORITHMS and ALGORITHMS[name] is not cls:
             raise ValueError(f"SSL algorithm {name!r} is already registered")
         ALGORITHMS[name] = cls
@@ -20,7 +24,7 @@ def register(name: str) -> Callable[[type], type]:
     return decorate
 
 
-def get_algorithm(name: str) -> type:
+def get_algorithm(name: str) -> type[SSLAlgorithm]:
     """The algorithm class registered as ``name``; ValueError naming the valid ones otherwise."""
     cls = ALGORITHMS.get(name.strip().lower())
     if cls is None:

@@ -15,7 +15,7 @@ class frequencies (not from class indices). Prediction uses expert ``predict_exp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,6 +38,11 @@ class GroupExpertNet(nn.Module):
     ``predict_expert``; :meth:`heads` returns everything.
     """
 
+    backbone: Any  # duck-typed: needs forward_features() and feature_dim (cnn, wrn-28-2)
+    log_pi: torch.Tensor
+    class_group: torch.Tensor
+    taus: torch.Tensor
+
     def __init__(self, backbone: nn.Module, num_classes: int, taus: Sequence[float] = (0.0, 2.0, 4.0),
                  predict_expert: int = 1) -> None:  # fmt: skip
         super().__init__()
@@ -48,7 +53,7 @@ class GroupExpertNet(nn.Module):
         self.backbone = backbone
         self.num_classes = int(num_classes)
         self.predict_expert = int(predict_expert)
-        d = int(backbone.feature_dim)
+        d = int(cast(Any, backbone).feature_dim)
         self.group_bns = nn.ModuleList([nn.BatchNorm1d(d) for _ in range(N_GROUPS)])
         self.experts = nn.ModuleList([nn.Linear(d, self.num_classes) for _ in range(N_GROUPS)])
         self.register_buffer("log_pi", torch.full((self.num_classes,), -float(np.log(self.num_classes))))
@@ -95,7 +100,8 @@ def routed_consistency(
 
 @register("cpe")
 class CPE(PriorMixin, SSLAlgorithm):
-    net_class: type = GroupExpertNet
+    model: GroupExpertNet
+    net_class: type[GroupExpertNet] = GroupExpertNet
 
     def __init__(
         self,
@@ -159,7 +165,7 @@ class CPE(PriorMixin, SSLAlgorithm):
 
     # ---------------------------------------------------------------- evaluation
     def eval_outputs(self, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = model.heads(x)["z"]
+        z = cast(GroupExpertNet, model).heads(x)["z"]
         out = {"pred": z[:, self.predict_expert].argmax(dim=1)}
         out["expert_pred"] = z.argmax(dim=2)  # [B, 3]
         return out

@@ -39,7 +39,7 @@ class PriorMixin:
             raise ValueError(f"class_counts has {len(self.class_counts)} entries for {self.num_classes} classes")
         self._set_prior(self.class_counts or [1] * self.num_classes)
 
-    def _set_prior(self, counts: Sequence[int]) -> None:
+    def _set_prior(self, counts: Sequence[int] | np.ndarray) -> None:
         self.counts = np.asarray(counts, dtype=np.int64)
         self.log_pi = torch.as_tensor(log_prior(self.counts), dtype=torch.float32)
         self.groups = class_groups(self.counts)

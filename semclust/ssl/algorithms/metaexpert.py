@@ -20,7 +20,7 @@ initialisation). Groups come from the labelled class frequencies, not class indi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ class MFF(nn.Module):
         prev = None
         for ai, layer in zip(a, self.row2):
             prev = layer(ai if prev is None else ai + prev)
-        return prev
+        return cast(torch.Tensor, prev)
 
 
 class DEA(nn.Module):
@@ -181,7 +181,7 @@ class MetaExpert(CPE):
         return loss, logs
 
     def eval_outputs(self, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = model.heads(x)
+        out = cast(MetaExpertNet, model).heads(x)
         return {"pred": out["fused"].argmax(dim=1), "expert_pred": out["z"].argmax(dim=2),
                 "assign": out["w"].argmax(dim=1)}  # fmt: skip
 
