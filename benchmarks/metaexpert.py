@@ -32,7 +32,12 @@ SETTING_KEYS = ("method", "gamma_u", "seed", "steps", "network", "batch_size", "
 
 
 def _key(record: dict[str, Any]) -> tuple:
-    return tuple(float(record[k]) if k == "gamma_u" else record[k] for k in SETTING_KEYS)
+    values = {**record, "method": record.get("label", record["method"])}
+    return tuple(float(values[k]) if k == "gamma_u" else values[k] for k in SETTING_KEYS)
+
+
+def _order(method: str) -> int:
+    return METHODS.index(method) if method in METHODS else len(METHODS)
 
 
 def _run(job: dict[str, Any]) -> dict[str, Any]:
@@ -42,8 +47,10 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(job.pop("threads"))
     method = job.pop("method")
+    label = job.pop("label")
+    la_tau = job.get("tau", 2.0) if method == "fixmatch-la" else None
     run = run_longtail(method, dataset="fashion-mnist", **job)
-    return {**run.record, "threads": torch.get_num_threads()}
+    return {**run.record, "method": label, "la_tau": la_tau, "threads": torch.get_num_threads()}
 
 
 def main() -> None:
@@ -59,6 +66,10 @@ def main() -> None:
     parser.add_argument("--m1", type=int, default=3000)
     parser.add_argument("--gamma-l", type=float, default=100.0)
     parser.add_argument("--jobs", type=int, default=2, help="worker processes, one torch thread each")
+    parser.add_argument(
+        "--la-tau", type=float, default=None,
+        help="ablation: FixMatch-LA's tau (default 2, the published setting); recorded as fixmatch-la-tauT",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -72,8 +83,12 @@ def main() -> None:
                     "method": method, "gamma_u": gamma_u, "seed": seed, "steps": args.steps,
                     "network": args.network, "batch_size": args.batch_size, "mu": args.mu,
                     "n1": args.n1, "m1": args.m1, "gamma_l": args.gamma_l, "eval_every": max(1, args.steps // 10),
-                    "threads": 1,
+                    "threads": 1, "label": method,
                 }  # fmt: skip
+                if args.la_tau is not None:
+                    if method != "fixmatch-la":
+                        continue
+                    job["tau"], job["label"] = args.la_tau, f"fixmatch-la-tau{args.la_tau:g}"
                 if _key(job) not in done:
                     jobs.append(job)
     print(f"{len(jobs)} runs to do ({len(records)} already recorded) -> {args.out}", flush=True)
@@ -81,7 +96,7 @@ def main() -> None:
     with ctx.Pool(args.jobs, maxtasksperchild=1) as pool:
         for record in pool.imap_unordered(_run, jobs):
             records.append(record)
-            records.sort(key=lambda r: (r["seed"], -float(r["gamma_u"]), METHODS.index(r["method"])))
+            records.sort(key=lambda r: (r["seed"], -float(r["gamma_u"]), _order(r["method"])))
             write_records(args.out, records)
             print(
                 f"{record['method']:12s} gamma_u {record['gamma_u']:6g} seed {record['seed']}: acc {record['acc']:.4f} "

@@ -30,15 +30,16 @@ Stages (parameters in each record):
   thread as ``LAIC.fit`` uses) on K random same-component pairs per row; the loop is
   ``LAIC._train`` (private: ``LAIC.fit`` would also run two exact kNN searches, timed above).
 - ``embed-local`` / ``embed-ray``: Fashion-MNIST test images through the offline encoder into a
-  feature store; ``forward_s`` is the visual tower's bare forward on the same (already
-  preprocessed) batches, ``overhead = wall_s / forward_s - 1``; ``encoder_s`` is
-  ``encoder.image_views`` on already-decoded images (preprocessing + forward + bridge);
-  fastest of ``--repeat`` interleaved runs each; ``steady_overhead`` leaves out the first shard
-  (start-up; local engine only, Ray returns shards in bursts). One torch thread per worker
-  (``SCALE_EMBED_THREADS``): the local engine is one worker; Ray is a local Ray on 2 CPUs with
-  2 actors, so its ``forward_s`` is the single-thread bare forward / 2 (two forwards in
-  parallel, the ideal); ``wall_s`` includes starting the actors and building their encoders (a
-  fixed cost: compare n = 512 with a larger n).
+  feature store (shards of 2,048, the default). ``forward_s`` is the visual tower's bare forward
+  on the same, already preprocessed batches; ``overhead = wall_s / forward_s - 1``;
+  ``encoder_s`` is ``encoder.image_views`` on already-decoded images (preprocessing + forward +
+  bridge). Fastest of ``--repeat`` interleaved runs each. With several shards,
+  ``steady_overhead`` leaves out the first (local engine only: Ray returns shards in bursts).
+  One torch and one BLAS thread per worker (``SCALE_EMBED_THREADS``, ``OMP_NUM_THREADS=1``):
+  the local engine is one worker; Ray is a local Ray on 2 CPUs with 2 actors, so its
+  ``forward_s`` is the single-thread bare forward / 2 (two forwards in parallel, the ideal);
+  its ``wall_s`` includes starting the actors and building their encoders (a fixed cost:
+  compare n = 512 with a larger n).
 """
 
 from __future__ import annotations
@@ -232,8 +233,8 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
 
     Each of the three timings (bare forward, ``image_views``, the whole pipeline) is taken
     ``repeat`` times, interleaved, and the fastest kept: on a shared machine the minimum is the
-    least disturbed estimate of each. ``steady_images_per_s`` is the pipeline's rate after its
-    first shard (shards of 64 images), i.e. without start-up (Ray: actors building encoders).
+    least disturbed estimate of each. ``steady_images_per_s`` is the local pipeline's rate after
+    its first shard, when there are several.
     """
     import torch
 
@@ -257,7 +258,7 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
         images_to_tensor(images[i : i + encoder.batch_size], encoder.preprocessing)
         for i in range(0, n, encoder.batch_size)
     ]
-    shard_size = 64
+    shard_size = 2048  # the store's default
     engine: Any = None
     extra: dict[str, Any] = {"engine": "local", "torch_threads": threads}
     if stage == "embed-ray":
@@ -340,7 +341,9 @@ def mem_available_mb() -> float:
     return float("inf")
 
 
-def child(args: list[str], timeout_s: float, min_free_mb: float = 1500.0) -> dict[str, Any] | None:
+def child(
+    args: list[str], timeout_s: float, min_free_mb: float = 1500.0, env: dict[str, str] | None = None
+) -> dict[str, Any] | None:
     """Run one stage in a fresh interpreter; its JSON record is the last line of stdout.
 
     The machine has no swap and is shared: a stage is stopped (and reported) when the memory
@@ -349,7 +352,7 @@ def child(args: list[str], timeout_s: float, min_free_mb: float = 1500.0) -> dic
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", *args]
     load_before = os.getloadavg()[0]  # other work on the machine skews wall times; keep a trace
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        process = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env={**os.environ, **(env or {})})
         started, lowest = time.monotonic(), mem_available_mb()
         while process.poll() is None:
             time.sleep(0.5)
@@ -522,7 +525,10 @@ def main() -> None:
                 if not ray_available():
                     print("  ray not installed: embed-ray skipped", flush=True)
                     continue
-            record = child([f"embed-{engine}", str(args.embed), str(args.repeat)], args.timeout)
+            # One thread per worker for BLAS too, as Ray gives its one-CPU actors (OMP_NUM_THREADS=1):
+            # the bridge's small matrix products on 2 OpenBLAS threads stalled on the busy machine.
+            one = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            record = child([f"embed-{engine}", str(args.embed), str(args.repeat)], args.timeout, env=one)
             if record is None:
                 continue
             records.append(record)

@@ -135,7 +135,7 @@ class BaseClusterer(ABC):
         for name in self._state_modules:
             for key, tensor in getattr(self, name).state_dict().items():
                 arrays[f"{name}.{key}"] = np.ascontiguousarray(tensor.detach().cpu().numpy())
-        values = {name: _plain(getattr(self, name)) for name in self._state_values if hasattr(self, name)}
+        values = {name: json_plain(getattr(self, name)) for name in self._state_values if hasattr(self, name)}
         return arrays, values
 
     @classmethod
@@ -199,16 +199,16 @@ def _is_array(value: object) -> bool:
     return isinstance(value, np.ndarray) and value.size > 6
 
 
-def _plain(value: Any) -> Any:
+def json_plain(value: Any) -> Any:
     """numpy scalars and arrays inside JSON-able values as Python numbers and lists."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_plain(v) for v in value]
     return value
 
 

@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from semclust.methods.base import json_plain
 from semclust.store.atomic import _atomic_write, read_json, write_json
 
 FORMAT = "semclust-epoch-checkpoint/1"
@@ -180,7 +181,7 @@ class EpochCheckpoint:
             "epoch": int(state.epoch),
             "tensors": tensor_name,
             "tensors_sha256": hashlib.sha256(blob).hexdigest(),
-            "values": _plain(state.values),
+            "values": json_plain(state.values),
         }
         write_json(self.state_path, record)
         self._remove_stale(keep=tensor_name)
@@ -254,18 +255,6 @@ def open_checkpoint(
 
 def _cpu(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().to("cpu").contiguous().clone()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _difference(saved: Any, now: dict[str, Any]) -> str:

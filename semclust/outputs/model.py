@@ -163,7 +163,7 @@ def save_model(
     names = None if cluster_names is None else [[str(n) for n in row] for row in cluster_names]
     names = _check_names(names, int(n_clusters), "save_model")
 
-    from semclust.methods.base import _plain
+    from semclust.methods.base import json_plain
 
     arrays, values = estimator.to_state()
     params: dict[str, Any] = {}
@@ -173,7 +173,7 @@ def save_model(
             arrays[f"param.{name}"] = np.ascontiguousarray(np.asarray(value))
             array_params.append(name)
         else:
-            params[name] = _plain(value)
+            params[name] = json_plain(value)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -187,7 +187,7 @@ def save_model(
         "encoder": encoder_config,
         "n_clusters": int(n_clusters),
         "cluster_names": names,
-        "extra": _plain(extra or {}),
+        "extra": json_plain(extra or {}),
         "tensors": {k: {"dtype": str(a.dtype), "shape": list(a.shape)} for k, a in sorted(arrays.items())},
     }
     try:
