@@ -297,6 +297,13 @@ def scale_section(records: list[dict]) -> list[str]:
             f"| {r['stage']} | {r['n']:,} | {r['d']} | {r['wall_s']:.2f} | {r['peak_rss_mb']:.0f} | "
             f"{recall} | {params} |"
         )
+    loads = [x for r in records for x in r.get("load_avg_1m", [])]
+    if loads:
+        lines += [
+            "",
+            f"The machine was shared while these ran (1-minute load average {min(loads):.1f} to {max(loads):.1f} "
+            "on 2 cores, kept per record as `load_avg_1m`): wall times carry that noise.",
+        ]
     fitted = slopes(records)
     if fitted:
         lines += [

@@ -121,6 +121,11 @@ def all_reduce_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
 
 
 def cleanup(ctx: DistContext) -> None:
-    """Leave the process group if :func:`init_distributed` created it."""
+    """Leave the process group if :func:`init_distributed` created it.
+
+    All ranks meet at a barrier first: a rank that tears down its gloo connections while a peer
+    still holds them makes the peer abort ("terminate called without an active exception").
+    """
     if ctx.initialized_here and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
