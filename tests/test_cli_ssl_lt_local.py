@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import torch
+from test_cli_ssl_lt import one_thread  # noqa: F401 - autouse: one torch thread per test
 from test_data_cifar import _fake_cifar10
 from test_data_stl10 import _fake as _fake_stl10
 from test_data_svhn import _fake as _fake_svhn
@@ -17,14 +16,6 @@ from semclust.cli.ssl_cmd import register
 register(app)
 runner = CliRunner()
 TINY = ["--steps", "2", "--batch-size", "4", "--mu", "1", "--eval-every", "1", "--network", "cnn"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _run(*args: str):
