@@ -339,6 +339,27 @@ def scale_section(records: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def fixmatch_section(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    lines = [
+        "## FixMatch with few labels on Fashion-MNIST (`benchmarks/fixmatch.py`)",
+        "",
+        "`semclust ssl fixmatch` on the train split, top-1 accuracy of the EMA model on the test split.",
+        "",
+        "| method | labels per class | steps | seeds | top-1 | NMI | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method in dict.fromkeys(r["method"] for r in records):
+        rows = [r for r in records if r["method"] == method]
+        lines.append(
+            f"| {method} | {rows[0]['labels_per_class']} | {rows[0]['steps']} | {len(rows)} | "
+            f"{mean_std([r['top1'] for r in rows])} | {np.mean([r['nmi'] for r in rows]):.3f} | "
+            f"{np.mean([r['wall_s'] for r in rows]):.0f} |"
+        )
+    return lines + [""]
+
+
 def main() -> None:
     lines = [
         "# Benchmark results",
@@ -350,6 +371,7 @@ def main() -> None:
     lines += foundation_section(load("foundation"))
     lines += language_section(load("language"))
     lines += asd_section(load("asd"))
+    lines += fixmatch_section(load("fixmatch"))
     lines += metaexpert_section(load("metaexpert"))
     lines += bridge_section(load("bridge"))
     lines += defaults_section(load("offline_defaults"))
