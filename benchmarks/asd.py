@@ -18,6 +18,7 @@ Run: ``.venv/bin/python benchmarks/asd.py [--seeds 0 1 2] [--instance-steps 400 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from semclust.data.base import ArraySource
 from semclust.data.registry import open_source
 from semclust.methods.asd import ASD, default_n_labelled
 from semclust.methods.kmeans import KMeansClusterer
@@ -39,6 +41,9 @@ from common import write_records  # noqa: E402
 
 DATASET = "fashion-mnist"
 K = 10
+# ASD's similarity between the sampled images: the paper's class transitions, the offline
+# encoder's visual features (an encoder-assisted variant), or both averaged.
+ASD_VARIANTS = {"asd": "transitions", "asd-features": "features", "asd-combined": "combined"}
 
 
 def _subset(n: int, size: int, seed: int) -> np.ndarray:
@@ -59,7 +64,17 @@ def main() -> None:
     parser.add_argument("--mu", type=int, default=7)
     parser.add_argument("--max-tracked", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--methods", nargs="*", default=["kmeans-pixels", "kmeans-offline", "asd", "fixmatch-truth"])
+    parser.add_argument(
+        "--methods",
+        nargs="*",
+        default=["kmeans-pixels", "kmeans-offline", "asd", "fixmatch-truth"],
+        help=f"any of kmeans-pixels kmeans-offline fixmatch-truth {' '.join(ASD_VARIANTS)}",
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the records already in --out, replacing only those of the methods run now",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "asd.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -68,6 +83,8 @@ def main() -> None:
     x_test, y_test = source_arrays(open_source(f"dataset:{DATASET}:test"))
     image_size = [int(x_train.shape[1]), int(x_train.shape[2])]
     records: list[dict[str, Any]] = []
+    if args.append and Path(args.out).exists():
+        records = [r for r in json.loads(Path(args.out).read_text()) if r["method"] not in args.methods]
 
     def add(method: str, seed: int, metrics: dict[str, Any], wall: float, **settings: Any) -> None:
         record = {
@@ -129,7 +146,14 @@ def main() -> None:
     for seed in args.seeds:
         sub = _subset(len(x_train), args.n_train, seed)
         xs, ys = x_train[sub], y_train[sub]
-        if "asd" in args.methods:
+        for method, similarity in ASD_VARIANTS.items():
+            if method not in args.methods:
+                continue
+            feats = None
+            if similarity != "transitions":
+                # The subset's visual features, cached like every embedding (not part of wall_s).
+                source = ArraySource(xs, ys, name=f"{DATASET}-train-{len(sub)}-seed{seed}")
+                feats = embed(source).store.load("visual")
             start = time.perf_counter()
             asd = ASD(
                 n_clusters=K,
@@ -140,13 +164,16 @@ def main() -> None:
                 batch_size=args.batch_size,
                 mu=args.mu,
                 max_tracked=args.max_tracked,
+                similarity=similarity,
                 random_state=seed,
             )
-            asd.fit(xs, y=ys)  # y only measures pseudo-label purity; never trained on
+            asd.fit(xs, y=ys, features=feats)  # y only measures pseudo-label purity; never trained on
             pred = asd.predict(x_test)
             wall = time.perf_counter() - start
-            add("asd", seed, evaluate(y_test, pred), wall, **common, instance_steps=args.instance_steps,
-                ssl_steps=args.ssl_steps, steps=args.instance_steps + args.ssl_steps, max_tracked=args.max_tracked,
+            instance_steps = 0 if similarity == "features" else args.instance_steps
+            add(method, seed, evaluate(y_test, pred), wall, **common, instance_steps=instance_steps,
+                ssl_steps=args.ssl_steps, steps=instance_steps + args.ssl_steps, max_tracked=args.max_tracked,
+                similarity=similarity, similarity_features=None if feats is None else "offline encoder, visual view",
                 pseudo_label_purity=asd.pseudo_label_purity_, classes_covered=asd.classes_covered_,
                 co_predictions_used=bool(asd.co_predictions_used_),
                 train_acc=evaluate(ys, asd.labels_)["acc"])  # fmt: skip

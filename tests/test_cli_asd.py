@@ -50,6 +50,17 @@ def test_asd_on_digits_writes_metrics_and_reports_coverage_and_purity(tmp_path: 
     assert len((out / "assignments.csv").read_text().strip().splitlines()) == 1797 + 1
 
 
+def test_asd_can_group_its_sample_by_the_encoder_features(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(workflow, "get_encoder", lambda *args, **kwargs: ColourEncoder(batch_size=512))
+    out = tmp_path / "run"
+    result = invoke("cluster", "dataset:digits", "--method", "asd", "--k", "10", "--no-names", "--out", str(out),
+                    *TINY, "--param", "n_labelled=20", "--param", "similarity=features")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    options = json.loads((out / "run.json").read_text())["method_options"]
+    assert options["similarity"] == "features" and options["similarity_view"] == "visual"
+    assert options["transitions_counted"] == 0  # the instance stage was skipped
+
+
 def test_folder_images_are_aligned_with_the_store_and_resized(tmp_path: Path) -> None:
     root = tmp_path / "photos"
     images, labels = colour_images(12, seed=3)

@@ -13,6 +13,7 @@ from semclust.methods.asd import (
     coverage_probability,
     default_mu,
     default_n_labelled,
+    feature_similarity,
     group_instances,
     sample_prototypes,
     sample_uniform,
@@ -156,9 +157,48 @@ def test_rounds_resample_without_repetition_and_prototype_sampler_runs():
     assert est.labels_.max() < 3
 
 
+def test_feature_similarity_matches_a_loop_over_pairs():
+    f = np.random.default_rng(0).normal(size=(5, 3))
+    expected = np.zeros((5, 5))
+    for a in range(5):
+        for b in range(5):
+            if a != b:
+                cos = f[a] @ f[b] / (np.linalg.norm(f[a]) * np.linalg.norm(f[b]))
+                expected[a, b] = np.exp(cos / 0.1)
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(feature_similarity(f, temperature=0.1), expected, rtol=1e-10)
+
+
+def test_feature_similarity_groups_the_sampled_images_by_their_features():
+    # Pixels carry no class signal; the features do: only the feature similarity can group.
+    x = np.random.default_rng(1).integers(0, 255, size=(60, 8, 8)).astype(np.uint8)
+    y = np.arange(60) % 3
+    feats = np.eye(3)[y] + np.random.default_rng(2).normal(scale=0.05, size=(60, 3))
+    est = ASD(3, similarity="features", random_state=0, **TINY).fit(x, y=y, features=feats)
+    assert est.pseudo_label_purity_ == 1.0
+    assert est.n_records_ == 0 and est.transitions_.sum() == 0  # no instance stage
+    combined = ASD(3, similarity="combined", random_state=0, **TINY).fit(x, y=y, features=feats)
+    assert combined.n_records_ > 0
+    # Half the feature similarity plus half a row-normalised transition similarity (whose rows
+    # sum to 1, or to 0 for an instance class that never moved).
+    transition_half = combined.similarity_ - feature_similarity(feats[combined.sampled_indices_]) / 2
+    assert transition_half.min() >= -1e-6  # the estimator keeps features in float32
+    for row_sum in transition_half.sum(1):
+        assert row_sum == pytest.approx(0.5, abs=1e-6) or row_sum == pytest.approx(0.0, abs=1e-6)
+
+
+def test_feature_similarities_need_features():
+    x, _ = _bands(30)
+    with pytest.raises(ValueError, match="needs features"):
+        ASD(3, similarity="features", **TINY).fit(x)
+    with pytest.raises(ValueError, match="30 rows"):
+        ASD(3, similarity="combined", **TINY).fit(x, features=np.zeros((29, 4)))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
+        ({"similarity": "nope"}, "unknown similarity"),
         ({"sampler": "nope"}, "unknown sampler"),
         ({"grouping": "nope"}, "unknown grouping"),
         ({"n_labelled": 2}, "n_labelled"),

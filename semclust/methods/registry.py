@@ -251,7 +251,7 @@ def _asd(
     if flip is None:
         flip = min(images.shape[1], images.shape[2]) >= 16  # tiny symbols (8x8 digits): a mirror is another symbol
     sample_features = None
-    if options.get("sampler") == "prototype":
+    if options.get("sampler") == "prototype" or options.get("similarity", "transitions") != "transitions":
         view = view or ("visual" if features.visual is not None else "joint")
         sample_features = features.view(view)
     estimator = ASD(n_clusters=n_clusters, random_state=random_state, flip=flip, **options)
@@ -263,6 +263,8 @@ def _asd(
         "sampler": estimator.sampler,
         "sampler_view": view if sample_features is not None else None,
         "grouping": estimator.grouping,
+        "similarity": estimator.similarity,
+        "similarity_view": view if estimator.similarity != "transitions" else None,
         "flip": bool(flip),
         "image_shape": list(estimator.image_shape_),
         "mu_used": dict(estimator.mu_),  # FixMatch's mu per stage (sized to n unless --param mu=...)
