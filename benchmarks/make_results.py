@@ -287,7 +287,7 @@ def scale_section(records: list[dict]) -> list[str]:
         "| stage | n | d | wall s | peak RSS MB | recall@10 | notes |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in (r for r in records if not r["stage"].startswith("embed")):
+    for r in (r for r in records if not r["stage"].startswith(("embed", "ann-sweep"))):
         if r.get("skipped"):
             lines.append(f"| {r['stage']} | {r['n']:,} | {r['d']} | - | - | - | skipped: {r['skipped']} |")
             continue
@@ -312,13 +312,35 @@ def scale_section(records: list[dict]) -> list[str]:
             + ", ".join(f"{stage} {slope:.2f}" for stage, slope in fitted.items())
             + ".",
         ]
+    sweeps = [r for r in records if r["stage"].startswith("ann-sweep")]
+    if sweeps:
+        lines += [
+            "",
+            "Approximate kNN, recall against search effort (`--stages ann-sweep-ivf,ann-sweep-hnsw`): one "
+            "index built per stage and n (`build s`), then the same 1,000 sampled rows searched with each "
+            "setting; `full search s` scales their query time to a self-search of all n rows.",
+            "",
+            "| index | n | build s | build settings | setting | recall@10 | query s (1,000) | full search s (est.) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sweeps:
+            build = {k: v for k, v in r["params"].items() if k not in ("k", "swept", "queries", "index")}
+            swept = r["params"]["swept"]
+            for point in r["sweep"]:
+                lines.append(
+                    f"| {r['params']['index']} | {r['n']:,} | {r['build_s']:.1f} | "
+                    + ", ".join(f"{k}={v}" for k, v in build.items())
+                    + f" | {swept}={point[swept]} | {point['recall']:.3f} | {point['search_s']:.2f} | "
+                    f"{point['est_full_search_s']:.0f} |"
+                )
     embeds = [r for r in records if r["stage"].startswith("embed")]
     if embeds:
         lines += [
             "",
             "Embedding throughput (offline encoder, Fashion-MNIST test images, into a feature store). "
             "`bare forward` is the visual tower alone on the same, already preprocessed batches; "
-            "overhead = pipeline time / bare forward time - 1 (steady state: after the first shard); `encoder` "
+            "overhead = pipeline time / bare forward time - 1 (steady state: after the first batch handed back, "
+            "i.e. without start-up); `encoder` "
             "is `image_views` on decoded images (preprocessing + forward + bridge). Fastest of the repeats; "
             "one torch thread per worker; for Ray (2 actors) the bare forward is one thread's time / 2, and "
             "the pipeline time includes starting the actors and building their encoders.",

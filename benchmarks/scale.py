@@ -33,8 +33,9 @@ Stages (parameters in each record):
   feature store (shards of 2,048, the default). ``forward_s`` is the visual tower's bare forward
   on the same, already preprocessed batches; ``overhead = wall_s / forward_s - 1``;
   ``encoder_s`` is ``encoder.image_views`` on already-decoded images (preprocessing + forward +
-  bridge). Fastest of ``--repeat`` interleaved runs each. With several shards,
-  ``steady_overhead`` leaves out the first (local engine only: Ray returns shards in bursts).
+  bridge). Fastest of ``--repeat`` interleaved runs each. ``steady_overhead`` compares the
+  pipeline's rate after the first batch it hands back (``first_batch_s``: Ray's start-up,
+  where each actor builds its encoder) with the bare forward's.
   One torch and one BLAS thread per worker (``SCALE_EMBED_THREADS``, ``OMP_NUM_THREADS=1``):
   the local engine is one worker; Ray is a local Ray on 2 CPUs with 2 actors, so its
   ``forward_s`` is the single-thread bare forward / 2 (two forwards in parallel, the ideal);
@@ -69,6 +70,11 @@ CLUSTER_STAGES = ("knn-exact", "knn-ivf", "knn-hnsw", "kmeans", "laic-notrain", 
 EXACT_KNN_MAX_N = 200_000
 IVF = {"index": "ivf", "nprobe": 16, "storage": "float16"}
 HNSW = {"index": "hnsw", "M": 16, "ef_construction": 40, "ef_search": 64, "storage": "float16"}
+# Recall / query-time trade-off: one index built, searched with each setting (stages ann-sweep-*).
+SWEEP_STAGES = ("ann-sweep-ivf", "ann-sweep-hnsw")
+IVF_SWEEP = {"nprobe": (8, 16, 32, 64, 128, 256)}
+HNSW_SWEEP_BUILD = {"index": "hnsw", "M": 32, "ef_construction": 80, "storage": "float16"}
+HNSW_SWEEP = {"ef_search": (32, 64, 128, 256, 512, 1024)}
 
 
 def rss_mb() -> float:
@@ -129,14 +135,22 @@ def load_float32(shards: list[np.ndarray]) -> np.ndarray:
 
 def _sample_recall(shards: list[np.ndarray], approx: np.ndarray) -> float:
     """recall@K of the approximate self-search on RECALL_QUERIES rows, against brute force."""
-    from semclust.ops.ann import RowBlocks, recall_at_k
+    from semclust.ops.ann import recall_at_k
+
+    n = sum(len(shard) for shard in shards)
+    sample = np.sort(np.random.default_rng(1).choice(n, size=min(RECALL_QUERIES, n), replace=False))
+    return recall_at_k(approx[sample], _exact_sample_neighbours(shards, sample))
+
+
+def _exact_sample_neighbours(shards: list[np.ndarray], sample: np.ndarray) -> np.ndarray:
+    """The K exact nearest other rows of the ``sample`` rows (brute force, block by block)."""
+    from semclust.ops.ann import RowBlocks
     from semclust.ops.knn import _drop_own_index, knn
 
     rows = RowBlocks(shards)
-    sample = np.sort(np.random.default_rng(1).choice(rows.n, size=min(RECALL_QUERIES, rows.n), replace=False))
     queries = rows.take(sample)
     best_idx = best_sim = None
-    for start, block in rows.iter_blocks(SHARD_ROWS):  # exact search block by block, merged
+    for start, block in rows.iter_blocks(SHARD_ROWS):
         idx, sim = knn(block, min(K + 1, len(block)), queries=queries)
         idx = idx + start
         if best_idx is None:
@@ -146,7 +160,44 @@ def _sample_recall(shards: list[np.ndarray], approx: np.ndarray) -> float:
             order = np.argsort(-all_sim, axis=1, kind="stable")[:, : K + 1]
             best_idx, best_sim = np.take_along_axis(all_idx, order, 1), np.take_along_axis(all_sim, order, 1)
     exact, _ = _drop_own_index(best_idx, best_sim, sample)
-    return recall_at_k(approx[sample], exact)
+    return exact
+
+
+def _sweep(stage: str, shards: list[np.ndarray]) -> dict[str, Any]:
+    """Build one index, then search RECALL_QUERIES of its rows with each search setting:
+    recall@K against brute force and the query time, scaled to a self-search of all n rows."""
+    from semclust.ops.ann import RowBlocks, build_index, recall_at_k, search_index
+
+    rows = RowBlocks(shards)
+    build = dict(IVF) if stage == "ann-sweep-ivf" else dict(HNSW_SWEEP_BUILD)
+    build.pop("nprobe", None)
+    t0 = time.perf_counter()
+    index = build_index(rows, **build)
+    build_s = time.perf_counter() - t0
+    sample = np.sort(np.random.default_rng(1).choice(rows.n, size=min(RECALL_QUERIES, rows.n), replace=False))
+    queries = rows.take(sample)
+    exact = _exact_sample_neighbours(shards, sample)
+    name, values = next(iter((IVF_SWEEP if stage == "ann-sweep-ivf" else HNSW_SWEEP).items()))
+    points = []
+    for value in values:
+        t0 = time.perf_counter()
+        idx, _ = search_index(index, queries, K + 1, **{name: value})
+        search_s = time.perf_counter() - t0
+        idx = np.stack([row[row != own][:K] for row, own in zip(idx, sample)])  # drop each query itself
+        points.append(
+            {
+                name: value,
+                "recall": recall_at_k(idx, exact),
+                "search_s": search_s,
+                "est_full_search_s": search_s * rows.n / len(sample),
+            }
+        )
+    return {
+        "wall_s": build_s,
+        "build_s": build_s,
+        "params": {"k": K, **build, "swept": name, "queries": len(sample)},
+        "sweep": points,
+    }
 
 
 def _component_neighbours(labels: np.ndarray) -> np.ndarray:
@@ -183,6 +234,8 @@ def run_stage(stage: str, n: int, data: Path) -> dict[str, Any]:
         record["peak_rss_mb_before_recall"] = rss_mb()
         record["recall"] = _sample_recall(shards, idx)
         record["recall_queries"] = min(RECALL_QUERIES, n)
+    elif stage in SWEEP_STAGES:
+        record.update(_sweep(stage, shards))
     elif stage == "kmeans":
         from semclust.ops.kmeans import spherical_kmeans
 
@@ -233,8 +286,8 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
 
     Each of the three timings (bare forward, ``image_views``, the whole pipeline) is taken
     ``repeat`` times, interleaved, and the fastest kept: on a shared machine the minimum is the
-    least disturbed estimate of each. ``steady_images_per_s`` is the local pipeline's rate after
-    its first shard, when there are several.
+    least disturbed estimate of each. ``steady_images_per_s`` is the pipeline's rate after the
+    first batch it hands back (``first_batch_s`` after the start), i.e. without start-up.
     """
     import torch
 
@@ -270,7 +323,7 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         extra = {"engine": "ray (local, 2 CPUs, 2 actors x 1 thread)", "ray_init_s": time.perf_counter() - t0}
         engine = RayEngine(num_actors=2)
-    forward, encode, wall, steady = [], [], [], []
+    forward, encode, wall, steady, first_batch = [], [], [], [], []
     baseline = rss_mb()
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -281,7 +334,10 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
         encoder.image_views(images)
         encode.append(time.perf_counter() - t0)
         with tempfile.TemporaryDirectory() as tmp:
-            done: list[float] = []
+            # (time, images) at every batch the pipeline hands back: the rate after the first
+            # batch leaves out the start-up (Ray: starting actors that each build the encoder;
+            # the local engine's encoder is built before timing).
+            events: list[tuple[float, int]] = []
             t0 = time.perf_counter()
             build_store(
                 source,
@@ -289,11 +345,13 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
                 Path(tmp) / "store",
                 shard_size=shard_size,
                 embedder=engine,
-                on_shard_done=lambda _i, done=done: done.append(time.perf_counter()),
+                on_progress=lambda k, events=events: events.append((time.perf_counter(), int(k))),
             )
             wall.append(time.perf_counter() - t0)
-            if len(done) > 1 and engine is None:  # Ray hands shards over in bursts: no steady rate
-                steady.append((n - shard_size) / (done[-1] - done[0]))
+            if len(events) > 1:
+                after_first = sum(k for _, k in events[1:])
+                steady.append(after_first / (events[-1][0] - events[0][0]))
+                first_batch.append(events[0][0] - t0)
     if stage == "embed-ray":
         import ray
 
@@ -314,6 +372,7 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
         "overhead": wall_s / forward_s - 1,
         "overhead_vs_encoder": wall_s / encoder_s - 1,
         "steady_overhead": (n / forward_s) / max(steady) - 1 if steady else None,
+        "first_batch_s": min(first_batch) if first_batch else None,
         "peak_rss_mb": rss_mb(),
         "baseline_rss_mb": baseline,
         "repeats": {"forward_s": forward, "encoder_s": encode, "wall_s": wall},
@@ -392,7 +451,7 @@ def slopes(records: list[dict[str, Any]], key: str = "wall_s") -> dict[str, floa
     out: dict[str, float] = {}
     for stage in dict.fromkeys(r["stage"] for r in records):
         rows = [r for r in records if r["stage"] == stage and r.get(key) and not r.get("skipped")]
-        if len({r["n"] for r in rows}) >= 2 and not stage.startswith("embed"):
+        if len({r["n"] for r in rows}) >= 2 and not stage.startswith(("embed", "ann-sweep")):
             ns = np.log10([r["n"] for r in rows])
             out[stage] = float(np.polyfit(ns, np.log10([r[key] for r in rows]), 1)[0])
     return out
@@ -447,7 +506,7 @@ def plot(records: list[dict[str, Any]], path: Path = PLOT) -> None:
     """Log-log wall time and peak RSS against n, one line per stage, slopes in the legend (PIL)."""
     from PIL import Image, ImageDraw
 
-    rows = [r for r in records if not r["stage"].startswith("embed") and not r.get("skipped")]
+    rows = [r for r in records if not r["stage"].startswith(("embed", "ann-sweep")) and not r.get("skipped")]
     if not rows:
         return
     stages = [s for s in CLUSTER_STAGES if any(r["stage"] == s for r in rows)]
@@ -465,7 +524,11 @@ def plot(records: list[dict[str, Any]], path: Path = PLOT) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1e4,1e5", help="comma-separated n, e.g. 1e4,1e5,1e6 ('' for none)")
-    parser.add_argument("--stages", default=",".join(CLUSTER_STAGES), help="clustering stages to run")
+    parser.add_argument(
+        "--stages",
+        default=",".join(CLUSTER_STAGES),
+        help=f"clustering stages to run (also: {', '.join(SWEEP_STAGES)}, recall against search settings)",
+    )
     parser.add_argument("--embed", type=int, default=0, help="also time embedding of this many images")
     parser.add_argument("--engines", default="local,ray", help="embedding engines (ray skipped if not installed)")
     parser.add_argument("--repeat", type=int, default=3, help="embedding timings: repeats, fastest kept")
