@@ -20,6 +20,12 @@ the gradient of the global mean loss, so N processes on a batch split N ways fol
 single-process trajectory (tests/test_distributed.py checks this with 2 gloo processes).
 Without torchrun's variables :func:`init_distributed` returns a one-process context and
 :func:`wrap_ddp` returns the model unchanged, so the same script runs alone.
+
+The package's own loops (``semclust.ssl.trainer.Trainer``, ``LAIC._train``) call
+:func:`join_if_launched`, which joins only when ``WORLD_SIZE > 1`` and otherwise has no side
+effect at all; ``python -m semclust`` (``torchrun -m semclust ...``) leaves the group with
+:func:`leave_process_group` when the command ends, and files are written where
+:func:`is_main_process` holds.
 """
 
 from __future__ import annotations
@@ -27,10 +33,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -127,5 +136,82 @@ def cleanup(ctx: DistContext) -> None:
     still holds them makes the peer abort ("terminate called without an active exception").
     """
     if ctx.initialized_here and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def launched_by_torchrun() -> bool:
+    """Whether the environment describes several processes (``WORLD_SIZE > 1``, as torchrun sets)."""
+    return _env_int("WORLD_SIZE", 1) > 1
+
+
+def is_main_process() -> bool:
+    """Whether this process writes shared files: rank 0 of the group, or the only process.
+
+    Reads the joined group when there is one, else torchrun's ``RANK`` (so it also holds before
+    the group is joined, e.g. for a command's checks).
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return _env_int("RANK", 0) == 0
+
+
+def local_context(device: str | torch.device = "cpu") -> DistContext:
+    """The one-process context on ``device``, with no side effect (no CUDA device is selected).
+
+    ``"auto"`` is CUDA when torch sees a GPU, else the CPU.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return DistContext(0, 1, 0, torch.device(device), None, False)
+
+
+def join_if_launched(device: str | torch.device = "cpu") -> DistContext:
+    """:func:`init_distributed` under torchrun (``WORLD_SIZE > 1``), else :func:`local_context`.
+
+    A loop that must behave exactly as before when run alone calls this rather than
+    :func:`init_distributed`, whose ``"cuda"`` handling selects ``cuda:LOCAL_RANK``. Under
+    torchrun a CUDA ``device`` becomes ``cuda:LOCAL_RANK`` whatever index it named.
+    """
+    if not launched_by_torchrun():
+        return local_context(device)
+    return init_distributed(device=str(device))
+
+
+def broadcast_object(value: T, ctx: DistContext) -> T:
+    """Rank 0's ``value`` on every rank (picklable objects; ``value`` itself when alone).
+
+    Used for what only rank 0 computes, e.g. an evaluation, so that every rank goes on with the
+    same metrics.
+    """
+    if not ctx.distributed:
+        return value
+    holder: list[Any] = [value if ctx.is_main else None]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def all_gather_objects(value: T, ctx: DistContext) -> list[T]:
+    """Every rank's ``value``, in rank order (``[value]`` when alone)."""
+    if not ctx.distributed:
+        return [value]
+    gathered: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait for every rank (nothing when alone)."""
+    if ctx.distributed:
+        dist.barrier()
+
+
+def leave_process_group() -> None:
+    """Meet every rank at a barrier and destroy the process group, if one is joined.
+
+    ``python -m semclust`` calls this after a command that succeeded: the loops that join the
+    group (trainer, LAIC) leave it in place so that the command can still share results.
+    """
+    if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

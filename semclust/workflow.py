@@ -20,6 +20,7 @@ import numpy as np
 
 from semclust.cache import default_cache_dir
 from semclust.data.base import ImageSource
+from semclust.distributed import barrier, join_if_launched
 from semclust.encoders.base import Encoder
 from semclust.encoders.registry import encoder_from_config, get_encoder
 from semclust.methods.registry import FeatureSet, MethodResult, run_method
@@ -201,12 +202,24 @@ def cluster(
 ) -> ClusterRun:
     """Cluster a source (image folder, ``dataset:NAME[:split]`` or a feature-store directory).
 
-    With ``out``, trained methods (tac, laic, scan) checkpoint every epoch in ``out/checkpoint``
-    (removed once the run is written); ``resume=True`` continues a killed run in ``out`` from
-    there and ends with the assignments an uninterrupted run would have written.
+    With ``out``, trained methods (tac, laic, scan every epoch; asd every ``checkpoint_every``
+    steps of each stage) checkpoint in ``out/checkpoint`` (removed once the run is written);
+    ``resume=True`` continues a killed run in ``out`` from there and ends with the assignments
+    an uninterrupted run would have written.
+
+    Under ``torchrun`` every rank runs this; rank 0 prepares the run directory and embeds the
+    source first while the others wait (then find the store finished), LAIC trains with DDP, and
+    rank 0 alone writes the run.
     """
     timings: dict[str, float] = {}
-    out_dir = prepare_run_dir(out, force, resume=resume) if out is not None else None
+    # Alone this joins nothing and the barriers below do nothing.
+    dist_ctx = join_if_launched(device)
+    if not dist_ctx.is_main:
+        barrier(dist_ctx)  # wait until rank 0 has prepared the run directory and the feature store
+    if dist_ctx.is_main:
+        out_dir = prepare_run_dir(out, force, resume=resume) if out is not None else None
+    else:
+        out_dir = Path(out) if out is not None else None
     started = time.perf_counter()
     image_source: ImageSource | None = None
     if FeatureStore.is_store(source):
@@ -231,6 +244,8 @@ def cluster(
             "shards_written": embedded.report.shards_written,
             "shards_reused": embedded.report.shards_reused,
         }
+    if dist_ctx.is_main:
+        barrier(dist_ctx)  # the store is complete: the other ranks may open it now
     timings["features"] = time.perf_counter() - started
     if len(store) == 0:
         skipped = store.skipped
@@ -292,7 +307,7 @@ def cluster(
         "timings_s": timings,
         "versions": _versions(),
     }
-    if out_dir is not None:
+    if out_dir is not None and dist_ctx.is_main:
         write_run(
             out_dir,
             ids=ids,

@@ -135,3 +135,82 @@ def test_asd_run_saves_a_model_that_predict_reads(tmp_path: Path, monkeypatch) -
     model = semclust.load(out)
     ids, labels, _ = model.predict_images(train)
     assert labels.tolist() == [int(c) for _, c in rows(out / "assignments.csv")]
+
+
+# ----------------------------------------------------------------------------- --resume
+RESUME_PARAMS = ["n_labelled=6", "instance_steps=8", "ssl_steps=6", "record_every=1", "transition_window=0.75",
+                 "batch_size=4", "mu=1", "checkpoint_every=2"]  # fmt: skip
+
+
+def _asd_cluster_args(folder: Path, out: Path) -> list[str]:
+    args = ["cluster", str(folder), "--method", "asd", "--k", "3", "--seed", "5", "--no-names", "--out", str(out)]
+    for p in RESUME_PARAMS:
+        args += ["--param", p]
+    return args
+
+
+@pytest.fixture(scope="module")
+def asd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("asd-resume") / "images"
+    folder.mkdir()
+    images, _ = colour_images(30, seed=4)
+    for i, image in enumerate(images):
+        Image.fromarray(image).resize((16, 16)).save(folder / f"img{i:02d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("kill", [("round0-instance", 4), ("round0-ssl", 2)])
+def test_killed_asd_run_resumes_with_identical_assignments(
+    kill: tuple[str, int], asd_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semclust.ssl import trainer as trainer_module
+
+    monkeypatch.setattr(workflow, "get_encoder", lambda *args, **kwargs: ColourEncoder())
+    reference = tmp_path / "uninterrupted"
+    result = invoke(*_asd_cluster_args(asd_folder, reference))
+    assert result.exit_code == 0, result.output
+    assert not (reference / "checkpoint").exists()  # removed once the run is written
+
+    # Ctrl-C right after the stage's trainer wrote its checkpoint at that step
+    original = trainer_module.Trainer.save_checkpoint
+    saves: list[tuple[str, int]] = []
+    armed = [True]
+
+    def save(self: trainer_module.Trainer) -> Path:
+        path = original(self)
+        saves.append((Path(self.out_dir).name, self.step))
+        if armed[0] and saves[-1] == kill:
+            armed[0] = False
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(trainer_module.Trainer, "save_checkpoint", save)
+    killed = tmp_path / "killed"
+    interrupted = runner.invoke(app, _asd_cluster_args(asd_folder, killed))
+    assert interrupted.exit_code != 0 and saves[-1] == kill
+    assert not (killed / "run.json").exists()
+    stage_state = json.loads((killed / "checkpoint" / kill[0] / "checkpoint" / "state.json").read_text())
+    assert stage_state["step"] == kill[1]
+
+    refused = runner.invoke(app, _asd_cluster_args(asd_folder, killed))  # needs --resume (or --force)
+    assert refused.exit_code == 2 and "--resume" in refused.output
+
+    saves.clear()
+    resumed = invoke(*_asd_cluster_args(asd_folder, killed), "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    # continued after the kill: the stage's earlier checkpoints were not written again
+    assert [s for s in saves if s[0] == kill[0]][0] == (kill[0], kill[1] + 2)
+    assert ("round0-instance", 2) not in saves
+    assert (killed / "assignments.csv").read_bytes() == (reference / "assignments.csv").read_bytes()
+    reference_options = json.loads((reference / "run.json").read_text())["method_options"]
+    resumed_options = json.loads((killed / "run.json").read_text())["method_options"]
+    for key in ("sampled_indices", "instance_groups", "transitions_counted", "co_predictions_used"):
+        assert resumed_options[key] == reference_options[key], key
+    assert not (killed / "checkpoint").exists()
+
+    # --force starts over (no checkpoint read) and writes the same run again
+    saves.clear()
+    forced = invoke(*_asd_cluster_args(asd_folder, killed), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert ("round0-instance", 2) in saves
+    assert (killed / "assignments.csv").read_bytes() == (reference / "assignments.csv").read_bytes()

@@ -127,7 +127,7 @@ def cluster_cmd(
     out: str = typer.Option(..., "--out", help="Run directory to write"),
     force: bool = typer.Option(False, help="Overwrite an existing run directory"),
     resume: bool = typer.Option(
-        False, help="Continue a killed run in --out from its training checkpoint (tac, laic, scan)"
+        False, help="Continue a killed run in --out from its training checkpoint (tac, laic, scan, asd)"
     ),
     encoder: str = typer.Option("offline", help="Encoder for sources not yet embedded"),
     view: str | None = typer.Option(None, help="kmeans features: visual (default when present) or joint"),
@@ -184,6 +184,10 @@ def cluster_cmd(
                 name_clusters=names,
                 progress=progress,
             )
+            from semclust.distributed import is_main_process
+
+            if not is_main_process():
+                return  # under torchrun rank 0 wrote the run; it alone writes the report and prints
             if report:
                 from semclust.outputs.report import write_report
 
@@ -276,7 +280,7 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print(
             "interrupted; finished shards are kept and the next run resumes from them "
-            "(cluster: rerun with --resume to continue training from the last epoch)"
+            "(cluster: rerun with --resume to continue training from the last checkpoint)"
         )
         sys.exit(130)
 

@@ -76,6 +76,7 @@ def fixmatch_cmd(
         return
     if labels_per_class is None:
         fail("pass --labels-per-class N (balanced labels) or --n1 N1 (a long-tailed split)")
+    from semclust.distributed import is_main_process
     from semclust.ssl.data import labels_per_class_split, resize_uint8
     from semclust.ssl.trainer import CHECKPOINT_DIR, Trainer
     from semclust.store.atomic import write_json
@@ -157,6 +158,8 @@ def fixmatch_cmd(
         fail(str(err))
 
     wall = time.perf_counter() - start
+    if not is_main_process():
+        return  # under torchrun rank 0 writes the run files and reports
     record = {
         "method": "fixmatch",
         "dataset": name,
@@ -282,6 +285,7 @@ def _parse_taus(text: str) -> list[float]:
 
 def _run_lt(method: str, o: dict[str, Any]) -> None:
     """Train ``method`` on a seeded long-tailed split of the train split; write metrics/log/run."""
+    from semclust.distributed import is_main_process
     from semclust.ssl.experiment import run_longtail
     from semclust.ssl.trainer import CHECKPOINT_DIR
 
@@ -330,6 +334,8 @@ def _run_lt(method: str, o: dict[str, Any]) -> None:
             run = run_longtail(method, **options, **extra, out_dir=out_dir, progress=on_step, on_start=on_start)
     except USER_ERRORS as err:
         fail(str(err))
+    if not is_main_process():
+        return  # under torchrun rank 0 wrote the run files and reports
     record = run.record
 
     def fmt(v: Any) -> str:

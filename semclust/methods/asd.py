@@ -42,10 +42,18 @@ images, adds them to the labelled set and retrains stage 5 on the union.
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from semclust.methods.checkpoint import EpochCheckpoint
 
 SAMPLERS = ("uniform", "prototype")
 SIMILARITIES = ("transitions", "features", "combined")
@@ -251,10 +259,196 @@ def _align(groups: np.ndarray, predicted: np.ndarray, n_clusters: int) -> np.nda
     return mapping[groups]
 
 
-def _ssl_ticker(tick: Callable | None) -> Callable[[int, dict[str, float]], None] | None:
-    if tick is None:
-        return None
-    return lambda step, logs: tick(1, f"loss {logs['loss']:.3f} mask {logs['mask_ratio']:.2f}")
+class _StageTicks:
+    """Advances one stage's progress bar by a step per trainer step. A resumed trainer reports
+    only the steps it trains, so the steps done before the kill are added first (at its first
+    report, or at the end when it had finished), and the bar still ends full."""
+
+    def __init__(self, tick: Callable[..., None] | None, total: int) -> None:
+        self.tick, self.total, self.done = tick, int(total), 0
+
+    def step(self, step: int, info: str) -> None:
+        if self.tick is None:
+            return
+        if step - 1 > self.done:
+            self.tick(step - 1 - self.done, "(resumed)")
+        self.tick(1, info)
+        self.done = step
+
+    def fixmatch_step(self, step: int, logs: dict[str, float]) -> None:
+        self.step(step, f"loss {logs['loss']:.3f} mask {logs['mask_ratio']:.2f}")
+
+    def finish(self) -> None:
+        if self.tick is not None and self.done < self.total:
+            self.tick(self.total - self.done, "(resumed)")
+            self.done = self.total
+
+
+# ----------------------------------------------------------------------------- checkpoints
+ASD_STATE_FORMAT = "asd-state/1"
+_STAGE_DIR = re.compile(r"round\d+-(instance|ssl)")
+
+
+@dataclass
+class _Grouping:
+    """What one round's instance stage and grouping produced: enough to skip both on resume."""
+
+    chosen: np.ndarray  # sampled images, int64 [n_l]
+    neighbours: np.ndarray  # extra views of each sampled image, int64 [n_l, n_neighbours]
+    groups: np.ndarray  # cluster of each sampled image (aligned to the previous round), int64 [n_l]
+    transitions: np.ndarray  # T, int64 [n_l, n_l]
+    similarity: np.ndarray  # S, float64 [n_l, n_l]
+    co_predictions_used: bool
+    n_records: int
+
+
+@dataclass
+class _Records:
+    """Predictions recorded during an instance stage, each with the trainer step it was taken at."""
+
+    steps: list[int] = field(default_factory=list)
+    predictions: list[np.ndarray] = field(default_factory=list)  # argmax per tracked image
+    top2: list[np.ndarray] = field(default_factory=list)  # two most probable classes per tracked image
+    saved_at: int = 0  # the trainer step at which they were last persisted
+
+    def drop_after(self, step: int) -> None:
+        keep = sum(1 for s in self.steps if s <= step)
+        del self.steps[keep:], self.predictions[keep:], self.top2[keep:]
+
+
+class _RunCheckpoint:
+    """ASD's checkpoint directory: one trainer directory per stage (``round<r>-instance/``,
+    ``round<r>-ssl/``, each checkpointing every ``checkpoint_every`` steps and resumed exactly by
+    :class:`semclust.ssl.trainer.Trainer`) beside an :class:`EpochCheckpoint` of ASD's own state
+    (``checkpoint.json`` + ``tensors-<n>.safetensors``): each finished round's sample, grouping,
+    transitions and similarity, the sampler's RNG state after that round, and the running
+    instance stage's recorded predictions. That state carries the run's fingerprint (parameters
+    and a digest of the images and features) and is written before any trainer directory, so
+    a resume checks it first: a directory written for another run is refused, never mixed in.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], fingerprint: dict[str, Any], resume: bool) -> None:
+        from semclust.methods.checkpoint import EpochCheckpoint, TrainingState
+
+        self.directory = Path(directory)
+        self._store: EpochCheckpoint = EpochCheckpoint(self.directory, fingerprint)
+        saved = self._store.load() if resume else None  # CheckpointError: damaged, or another run's
+        if saved is not None and saved.values.get("format") != ASD_STATE_FORMAT:
+            from semclust.methods.checkpoint import CheckpointError
+
+            raise CheckpointError(f"checkpoint in {self.directory} holds no ASD state; start over without resuming")
+        if saved is None:
+            # A fresh run (as LAIC, TAC and SCAN): whatever an earlier run left here is discarded.
+            self.clear()
+            saved = TrainingState(epoch=0, values={"format": ASD_STATE_FORMAT, "rounds": []})
+            self._store.save(saved)
+        self._state = saved
+
+    def clear(self) -> None:
+        """Remove what ASD writes (stage directories and its state), nothing else."""
+        if self.directory.is_dir():
+            for path in self.directory.iterdir():
+                if path.is_dir() and _STAGE_DIR.fullmatch(path.name):
+                    shutil.rmtree(path)
+        self._store.clear()
+
+    def stage_dir(self, round_index: int, stage: str) -> Path:
+        return self.directory / f"round{round_index}-{stage}"
+
+    # -------------------------------------------------------------- rounds
+    @property
+    def n_rounds(self) -> int:
+        """How many rounds are grouped (their instance stages are done)."""
+        return len(self._state.values["rounds"])
+
+    def grouping(self, round_index: int) -> tuple[_Grouping, dict[str, Any]] | None:
+        """Round ``round_index``'s grouping and the sampler RNG state after it, if it is saved."""
+        if round_index >= self.n_rounds:
+            return None
+        values = self._state.values["rounds"][round_index]
+        arrays = {
+            name: self._array(f"round{round_index}.{name}")
+            for name in ("chosen", "neighbours", "groups", "transitions", "similarity")
+        }
+        grouping = _Grouping(
+            **arrays, co_predictions_used=bool(values["co_predictions_used"]), n_records=int(values["n_records"])
+        )
+        return grouping, values["sampler_rng"]
+
+    def save_grouping(self, round_index: int, grouping: _Grouping, sampler_rng: np.random.Generator) -> None:
+        """Save round ``round_index``'s grouping (its recorded predictions are no longer needed),
+        then remove the trainer directories nothing reads any more: this round's instance stage,
+        and the previous round's SSL stage (only its predictions aligned this round's groups)."""
+        import torch
+
+        assert round_index == self.n_rounds, "rounds are saved in order"
+        prefix = f"round{round_index}."
+        for name in ("chosen", "neighbours", "groups", "transitions", "similarity"):
+            self._state.tensors[prefix + name] = torch.from_numpy(np.ascontiguousarray(getattr(grouping, name)))
+        self._state.values["rounds"].append(
+            {
+                "co_predictions_used": bool(grouping.co_predictions_used),
+                "n_records": int(grouping.n_records),
+                "sampler_rng": sampler_rng.bit_generator.state,
+            }
+        )
+        self._drop_records()
+        self._save()
+        shutil.rmtree(self.stage_dir(round_index, "instance"), ignore_errors=True)
+        if round_index > 0:
+            shutil.rmtree(self.stage_dir(round_index - 1, "ssl"), ignore_errors=True)
+
+    # -------------------------------------------------------------- records
+    def records(self, round_index: int) -> _Records:
+        """The running instance stage's saved records (none yet: empty, saved at step 0)."""
+        saved = self._state.values.get("records")
+        if not saved or saved["round"] != round_index:
+            return _Records()
+        steps = self._array("records.steps")
+        predictions, top2 = self._array("records.predictions"), self._array("records.top2")
+        return _Records(
+            steps=[int(s) for s in steps],
+            predictions=list(predictions),
+            top2=list(top2),
+            saved_at=int(saved["saved_at"]),
+        )
+
+    def save_records(self, round_index: int, records: _Records, step: int, n_tracked: int) -> None:
+        import torch
+
+        records.saved_at = int(step)
+        stacked = {
+            "records.steps": np.asarray(records.steps, dtype=np.int64),
+            "records.predictions": np.stack(records.predictions).astype(np.int64)
+            if records.predictions
+            else np.zeros((0, n_tracked), dtype=np.int64),
+            "records.top2": np.stack(records.top2).astype(np.int64)
+            if records.top2
+            else np.zeros((0, n_tracked, 2), dtype=np.int64),
+        }
+        for name, array in stacked.items():
+            self._state.tensors[name] = torch.from_numpy(np.ascontiguousarray(array))
+        self._state.values["records"] = {"round": int(round_index), "saved_at": int(step)}
+        self._save()
+
+    def _drop_records(self) -> None:
+        self._state.values.pop("records", None)
+        for name in ("records.steps", "records.predictions", "records.top2"):
+            self._state.tensors.pop(name, None)
+
+    # -------------------------------------------------------------- storage
+    def _array(self, name: str) -> np.ndarray:
+        from semclust.methods.checkpoint import CheckpointError
+
+        if name not in self._state.tensors:
+            raise CheckpointError(f"checkpoint in {self.directory} holds no {name!r}")
+        return self._state.tensors[name].numpy().copy()
+
+    def _save(self) -> None:
+        # A new number every time: the tensor file is named by it, and the JSON (written last)
+        # must never name a file that a later save is overwriting.
+        self._state.epoch += 1
+        self._store.save(self._state)
 
 
 # ----------------------------------------------------------------------------- estimator
@@ -274,6 +468,23 @@ class ASD:
 
     ``mu=None`` (default) sizes FixMatch's ``mu`` to the data set (:func:`default_mu`: 7 above
     5,760 images at the default batch and steps, less on smaller sets such as digits).
+
+    Checkpoints: ``fit(..., checkpoint_dir=DIR)`` makes every FixMatch stage checkpoint in its
+    own directory (``DIR/round<r>-instance/``, ``DIR/round<r>-ssl/``) every
+    ``checkpoint_every`` steps and at its end (weights, EMA, optimiser, samplers, RNG states:
+    :class:`semclust.ssl.trainer.Trainer`). ASD's own state is saved beside them
+    (``DIR/checkpoint.json`` + safetensors, :mod:`semclust.methods.checkpoint`): the instance
+    stage's recorded predictions with the step of each, whenever its trainer checkpoints, and
+    each round's result once it is grouped (sampled images, neighbours, groups, transitions,
+    similarity, whether co-predictions were used, the sampler's RNG state), after which that
+    round's instance-stage directory is removed. ``resume=True`` continues from there: finished
+    rounds are not redone, a stage continues after its trainer's last checkpoint (records taken
+    after that step are dropped and taken again), and the fit ends with the labels, groups,
+    sampled indices and weights of an uninterrupted fit (on CPU). The state carries a
+    fingerprint of the parameters (all but ``checkpoint_every``, which changes nothing) and of
+    the images and features: a checkpoint of another run raises
+    :class:`~semclust.methods.checkpoint.CheckpointError`. Without ``resume`` whatever ASD left
+    in ``DIR`` is removed first (nothing else there is touched).
     """
 
     def __init__(
@@ -298,6 +509,7 @@ class ASD:
         image_size: int | None = None,
         flip: bool = True,
         rounds: int = 1,
+        checkpoint_every: int = 50,
         device: str = "cpu",
         random_state: int = 0,
     ) -> None:
@@ -321,6 +533,7 @@ class ASD:
         self.image_size = image_size
         self.flip = flip
         self.rounds = rounds
+        self.checkpoint_every = checkpoint_every
         self.device = device
         self.random_state = random_state
 
@@ -342,7 +555,8 @@ class ASD:
             raise ValueError(f"n_clusters must be an integer of at least 2, got {self.n_clusters!r}")
         if not 0.0 < float(self.transition_window) <= 1.0:
             raise ValueError(f"transition_window must be in (0, 1], got {self.transition_window}")
-        for name in ("instance_steps", "ssl_steps", "record_every", "rounds", "batch_size", "mu", "max_tracked"):
+        positive = ("instance_steps", "ssl_steps", "record_every", "rounds", "batch_size", "mu", "max_tracked")
+        for name in (*positive, "checkpoint_every"):
             if name == "mu" and self.mu is None:
                 continue
             if int(getattr(self, name)) < 1:
@@ -370,7 +584,11 @@ class ASD:
     def _mu(self, n: int, steps: int) -> int:
         return int(self.mu) if self.mu is not None else default_mu(n, int(self.batch_size), steps)
 
-    def _trainer(self, num_classes: int, steps: int, in_channels: int, seed: int, mu: int) -> Any:
+    def _trainer(
+        self, num_classes: int, steps: int, in_channels: int, seed: int, mu: int, out_dir: Path | None = None
+    ) -> Any:
+        """A FixMatch trainer; with ``out_dir`` it checkpoints there and continues from a checkpoint
+        it finds (the caller has checked that the directory belongs to this run, or cleared it)."""
         from semclust.ssl.trainer import Trainer
 
         return Trainer(
@@ -385,13 +603,28 @@ class ASD:
             device=self.device,
             seed=seed,
             flip=bool(self.flip),
+            out_dir=out_dir,
+            resume=out_dir is not None,
+            checkpoint_every=int(self.checkpoint_every),
             threshold=self.threshold,
         )
 
     def _instance_stage(
-        self, x: np.ndarray, lb_idx: np.ndarray, lb_inst: np.ndarray, n_inst: int, seed: int, tick: Callable | None
+        self,
+        x: np.ndarray,
+        lb_idx: np.ndarray,
+        lb_inst: np.ndarray,
+        n_inst: int,
+        seed: int,
+        ticks: _StageTicks,
+        checkpoint: _RunCheckpoint | None = None,
+        round_index: int = 0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Train the instance classifier; ``(T, S, C or None)`` from its recorded predictions."""
+        """Train the instance classifier; ``(T, S, C or None)`` from its recorded predictions.
+
+        With ``checkpoint`` the trainer checkpoints in ``round<r>-instance/`` and the records are
+        saved with it, so a killed stage continues from the trainer's last checkpoint.
+        """
         import torch
 
         rng = np.random.default_rng(seed + 7)
@@ -403,13 +636,14 @@ class ASD:
         x_tracked = x[tracked]
         in_channels = 1 if x.ndim == 3 else x.shape[-1]
         steps = int(self.instance_steps)
-        trainer = self._trainer(n_inst, steps, in_channels, seed, self.mu_["instance"])
+        out_dir = checkpoint.stage_dir(round_index, "instance") if checkpoint is not None else None
+        trainer = self._trainer(n_inst, steps, in_channels, seed, self.mu_["instance"], out_dir)
         start = int(math.floor((1.0 - float(self.transition_window)) * self.instance_steps))
-        records: list[np.ndarray] = []
-        top2: list[np.ndarray] = []
+        records = checkpoint.records(round_index) if checkpoint is not None else _Records()
+        first_step: list[int] = []
 
         @torch.no_grad()
-        def record() -> None:
+        def record(step: int) -> None:
             model = trainer.model
             was = model.training
             model.eval()
@@ -419,21 +653,45 @@ class ASD:
                 outs.append(model(chunk.to(trainer.device)).float().cpu())
             model.train(was)
             logits = torch.cat(outs)
-            records.append(logits.argmax(dim=1).numpy())
-            top2.append(logits.topk(2, dim=1).indices.numpy())
+            records.steps.append(step)
+            records.predictions.append(logits.argmax(dim=1).numpy())
+            records.top2.append(logits.topk(2, dim=1).indices.numpy())
 
         def on_step(step: int, logs: dict[str, float]) -> None:
-            if tick is not None:
-                tick(1, f"instance loss {logs['loss']:.3f}")
+            if not first_step:
+                first_step.append(step)
+                self._continue_records(records, step - 1, checkpoint)
+            ticks.step(step, f"instance loss {logs['loss']:.3f}")
             if step >= start and (step - start) % int(self.record_every) == 0:
-                record()
+                record(step)
+            if checkpoint is not None and (step % trainer.checkpoint_every == 0 or step == steps):
+                # progress() runs before the trainer saves its checkpoint at this step: the saved
+                # records are never behind it (at most ahead, which a resume drops).
+                checkpoint.save_records(round_index, records, step, len(tracked))
 
         trainer.fit(x[lb_idx], lb_inst, x, progress=on_step)
-        self.n_records_ = len(records)
-        t = count_transitions(records, n_inst)
+        if not first_step:  # the trainer had finished before the kill: every record is saved
+            self._continue_records(records, steps, checkpoint)
+        ticks.finish()
+        self.n_records_ = len(records.predictions)
+        t = count_transitions(records.predictions, n_inst)
         use_co = self.co_prediction is True or (self.co_prediction == "auto" and t.sum() < n_inst)
-        c = count_co_predictions(top2, n_inst) if use_co else None
+        c = count_co_predictions(records.top2, n_inst) if use_co else None
         return t, transition_similarity(t, c), c
+
+    @staticmethod
+    def _continue_records(records: _Records, trainer_step: int, checkpoint: _RunCheckpoint | None) -> None:
+        """Keep the records up to the step the trainer continues from: it redoes the later steps
+        and records them again (identically on CPU)."""
+        if records.saved_at < trainer_step:
+            from semclust.methods.checkpoint import CheckpointError
+
+            where = checkpoint.directory if checkpoint is not None else "memory"
+            raise CheckpointError(
+                f"checkpoint in {where}: the instance stage's predictions were saved up to step "
+                f"{records.saved_at} but its trainer continues from step {trainer_step}; start over without resuming"
+            )
+        records.drop_after(trainer_step)
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -442,7 +700,14 @@ class ASD:
         y: Any = None,
         features: Any = None,
         progress: Callable[[str, int], Callable[..., None]] | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> ASD:
+        """Fit on ``images``; ``progress(description, total)`` gives each stage's tick function.
+
+        ``checkpoint_dir``: every stage checkpoints there (see the class docstring); with
+        ``resume=True`` a killed fit continues from it, without ``resume`` an old one is discarded.
+        """
         from semclust.metrics import evaluate
 
         x = self._prepare_images(images)
@@ -469,56 +734,60 @@ class ASD:
         self.mu_ = {"instance": self._mu(n, int(self.instance_steps)), "ssl": self._mu(n, int(self.ssl_steps))}
         rng = np.random.default_rng(self.random_state)
         in_channels = 1 if x.ndim == 3 else x.shape[-1]
+        checkpoint = None
+        if checkpoint_dir is not None:
+            from semclust.methods.checkpoint import digest_arrays, fingerprint
+
+            identity = fingerprint(self, digest_arrays(x, feats))
+            identity["params"].pop("checkpoint_every", None)  # how often to save never changes the result
+            checkpoint = _RunCheckpoint(checkpoint_dir, identity, resume=resume)
+        rounds = int(self.rounds)
 
         sampled: list[np.ndarray] = []
         lb_idx_all: list[np.ndarray] = []
         lb_lab_all: list[np.ndarray] = []
         groups_all: list[np.ndarray] = []
         trainer = None
-        for r in range(int(self.rounds)):
+        for r in range(rounds):
             seed = int(self.random_state) + 1000 * r
-            used = np.concatenate(sampled) if sampled else np.zeros(0, dtype=np.int64)
-            if self.sampler == "uniform":
-                chosen = sample_uniform(n, n_l, rng, exclude=used)
-                neighbours = np.zeros((n_l, 0), dtype=np.int64)
+            saved = checkpoint.grouping(r) if checkpoint is not None else None
+            if saved is not None:  # grouped before the kill: no sampling, instance stage or grouping
+                grouping, sampler_rng = saved
+                rng.bit_generator.state = sampler_rng
             else:
-                assert feats is not None  # set above for the prototype sampler
-                used_all = np.concatenate([used, *lb_idx_all]) if lb_idx_all else used
-                chosen, neighbours = sample_prototypes(
-                    feats, n_l, random_state=seed, exclude=np.unique(used_all), n_neighbours=int(self.n_neighbours)
+                grouping = self._sample_and_group(
+                    x, feats, n_l, k, r, seed, rng, sampled, lb_idx_all, trainer, progress, checkpoint
                 )
+                if checkpoint is not None:
+                    checkpoint.save_grouping(r, grouping, rng)
+            chosen, neighbours, groups = grouping.chosen, grouping.neighbours, grouping.groups
             lb_idx = np.concatenate([chosen, neighbours.reshape(-1)])
             lb_inst = np.concatenate([np.arange(n_l), np.repeat(np.arange(n_l), neighbours.shape[1])])
-            if self.similarity == "features":
-                assert feats is not None  # checked above
-                t, c = np.zeros((n_l, n_l), dtype=np.int64), None
-                s = feature_similarity(feats[chosen])
-                self.n_records_ = 0
-            else:
-                tick = (
-                    progress(f"asd round {r + 1}: instance stage ({n_l} classes)", int(self.instance_steps))
-                    if progress
-                    else None
-                )
-                t, s, c = self._instance_stage(x, lb_idx, lb_inst, n_l, seed, tick)
-                if self.similarity == "combined":
-                    assert feats is not None
-                    s = (s + feature_similarity(feats[chosen])) / 2.0
-            groups = group_instances(s, k, self.grouping, random_state=seed)
-            if trainer is not None:
-                groups = _align(groups, trainer.predict(x[chosen]), k)
             sampled.append(chosen)
             groups_all.append(groups)
             lb_idx_all.append(lb_idx)
             lb_lab_all.append(groups[lb_inst])
-            self.transitions_, self.similarity_ = t, s
-            self.co_predictions_used_ = c is not None
+            self.transitions_: np.ndarray = grouping.transitions
+            self.similarity_: np.ndarray = grouping.similarity
+            self.co_predictions_used_: bool = grouping.co_predictions_used
+            self.n_records_ = grouping.n_records
+            if checkpoint is not None and r + 1 < rounds and checkpoint.n_rounds > r + 1:
+                # The next round is grouped already, so nothing reads this round's SSL model (it
+                # would only align the next round's groups), and the next SSL stage retrains on
+                # the union: this one is skipped.
+                trainer = None
+                continue
             tick = progress(f"asd round {r + 1}: fixmatch ({k} clusters)", int(self.ssl_steps)) if progress else None
-            trainer = self._trainer(k, int(self.ssl_steps), in_channels, seed + 1, self.mu_["ssl"])
-            on_step = _ssl_ticker(tick)
+            ssl_ticks = _StageTicks(tick, int(self.ssl_steps))
+            out_dir = checkpoint.stage_dir(r, "ssl") if checkpoint is not None else None
+            trainer = self._trainer(k, int(self.ssl_steps), in_channels, seed + 1, self.mu_["ssl"], out_dir)
             trainer.fit(
-                np.ascontiguousarray(x[np.concatenate(lb_idx_all)]), np.concatenate(lb_lab_all), x, progress=on_step
+                np.ascontiguousarray(x[np.concatenate(lb_idx_all)]),
+                np.concatenate(lb_lab_all),
+                x,
+                progress=ssl_ticks.fixmatch_step,
             )
+            ssl_ticks.finish()
 
         assert trainer is not None  # _check makes rounds >= 1
         self.sampled_indices_ = np.concatenate(sampled)
@@ -544,6 +813,63 @@ class ASD:
             self.pseudo_label_purity_ = float(evaluate(ys[known], self.instance_groups_[known])["acc"])
             self.classes_covered_ = int(len(np.unique(ys[known])))
         return self
+
+    def _sample_and_group(
+        self,
+        x: np.ndarray,
+        feats: np.ndarray | None,
+        n_l: int,
+        k: int,
+        round_index: int,
+        seed: int,
+        rng: np.random.Generator,
+        sampled: list[np.ndarray],
+        lb_idx_all: list[np.ndarray],
+        previous: Any,
+        progress: Callable[[str, int], Callable[..., None]] | None,
+        checkpoint: _RunCheckpoint | None,
+    ) -> _Grouping:
+        """One round's stages 1-4: sample ``n_l`` new images, train the instance stage (unless the
+        similarity is the features'), group; groups are aligned to ``previous`` (the last round's
+        SSL trainer) when there is one."""
+        n = len(x)
+        used = np.concatenate(sampled) if sampled else np.zeros(0, dtype=np.int64)
+        if self.sampler == "uniform":
+            chosen = sample_uniform(n, n_l, rng, exclude=used)
+            neighbours = np.zeros((n_l, 0), dtype=np.int64)
+        else:
+            assert feats is not None  # set by fit for the prototype sampler
+            used_all = np.concatenate([used, *lb_idx_all]) if lb_idx_all else used
+            chosen, neighbours = sample_prototypes(
+                feats, n_l, random_state=seed, exclude=np.unique(used_all), n_neighbours=int(self.n_neighbours)
+            )
+        lb_idx = np.concatenate([chosen, neighbours.reshape(-1)])
+        lb_inst = np.concatenate([np.arange(n_l), np.repeat(np.arange(n_l), neighbours.shape[1])])
+        if self.similarity == "features":
+            assert feats is not None  # checked by fit
+            t, c = np.zeros((n_l, n_l), dtype=np.int64), None
+            s = feature_similarity(feats[chosen])
+            self.n_records_ = 0
+        else:
+            description = f"asd round {round_index + 1}: instance stage ({n_l} classes)"
+            tick = progress(description, int(self.instance_steps)) if progress else None
+            ticks = _StageTicks(tick, int(self.instance_steps))
+            t, s, c = self._instance_stage(x, lb_idx, lb_inst, n_l, seed, ticks, checkpoint, round_index)
+            if self.similarity == "combined":
+                assert feats is not None
+                s = (s + feature_similarity(feats[chosen])) / 2.0
+        groups = group_instances(s, k, self.grouping, random_state=seed)
+        if previous is not None:
+            groups = _align(groups, previous.predict(x[chosen]), k)
+        return _Grouping(
+            chosen=np.asarray(chosen, dtype=np.int64),
+            neighbours=np.asarray(neighbours, dtype=np.int64),
+            groups=np.asarray(groups, dtype=np.int64),
+            transitions=np.asarray(t, dtype=np.int64),
+            similarity=np.asarray(s, dtype=np.float64),
+            co_predictions_used=c is not None,
+            n_records=int(self.n_records_),
+        )
 
     def fit_predict(self, images: Any, y: Any = None, features: Any = None, **kw: Any) -> np.ndarray:
         return self.fit(images, y=y, features=features, **kw).labels_

@@ -1,4 +1,5 @@
-"""Epoch-level checkpoints for the trained clustering methods (LAIC, TAC, SCAN).
+"""Epoch-level checkpoints for the trained clustering methods (LAIC, TAC, SCAN; ASD keeps its
+own state, beside its trainers' checkpoints, in one).
 
 A training loop saves, after every epoch, everything its next epoch reads: module weights and
 buffers, optimizer state, the RNG states (torch generators as their uint8 state tensors, the

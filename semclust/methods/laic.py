@@ -28,18 +28,32 @@ The paper gives no T, epochs, learning rate or loss weights. Defaults (interpret
   busy cores), hence the default 1; ``None`` leaves torch's setting alone;
 - initial center names: the noun nearest to each initial cluster's joint-space centroid,
   distinct across clusters (identical initial centers could never separate).
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) training runs with DistributedDataParallel (see
+:meth:`LAIC._train`): every rank draws the same global batches and keeps its part of each, the
+batch-mean prediction of the entropy term is all-reduced, and the ranks end with the centers of
+one process training on the whole batches; rank 0 alone writes the checkpoint.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from semclust.distributed import (
+    DistContext,
+    barrier,
+    broadcast_object,
+    join_if_launched,
+    local_context,
+    shard_indices,
+    wrap_ddp,
+)
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
 from semclust.methods.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 from semclust.ops.features import as_feature_matrix, check_positive_int, l2_normalize
@@ -371,7 +385,9 @@ class LAIC(BaseClusterer):
         self.initial_names_ = [names[j] for j in init_idx]
 
         torch.manual_seed(int(self.random_state))
-        device = torch.device(self.device)
+        # Under torchrun every rank joins the process group (a CUDA device becomes cuda:LOCAL_RANK).
+        dist_ctx = join_if_launched(self.device)
+        device = dist_ctx.device if dist_ctx.distributed else torch.device(self.device)
         if self.centers == "prompt":
             from semclust.encoders.prompt import PromptLearner
 
@@ -396,7 +412,7 @@ class LAIC(BaseClusterer):
         if self.torch_threads is not None:
             torch.set_num_threads(int(self.torch_threads))
         try:
-            self.loss_history_ = self._train(module, u, neigh, mask, device, on_epoch, checkpoint, saved)
+            self.loss_history_ = self._train(module, u, neigh, mask, device, on_epoch, checkpoint, saved, dist_ctx)
         finally:
             torch.set_num_threads(threads)
 
@@ -425,7 +441,28 @@ class LAIC(BaseClusterer):
         on_epoch: Callable[[int, float], object] | None,
         checkpoint: EpochCheckpoint | None = None,
         saved: TrainingState | None = None,
+        dist_ctx: DistContext | None = None,
     ) -> list[float]:
+        """Adam on the consistency + entropy loss; returns the mean loss of every epoch.
+
+        With a distributed ``dist_ctx`` (torchrun) the module is wrapped in DDP. Every rank has the
+        same ``u`` and the same seeded ``rng``, so it draws the same permutation and neighbour
+        picks, i.e. the same global batch of B anchors, and keeps its contiguous part of it. The
+        local loss is scaled so that DDP's average of the ranks' gradients is the gradient of the
+        one-process loss on the whole batch: the consistency term is ``world_size * (local sum) /
+        B``; the entropy term uses the global ``mean_p`` (a differentiable all-reduce of the local
+        sums of ``pa``, divided by B), whose backward sums the ranks' identical upstream gradients,
+        a factor ``world_size`` that DDP's averaging divides out again. Rank 0 alone saves the
+        checkpoint; every rank loads it when resuming. Batches need not split evenly.
+        """
+        ctx = dist_ctx if dist_ctx is not None else local_context(device)
+        if ctx.distributed:
+            if torch.distributed.get_backend() == "nccl" and device.type != "cuda":
+                raise ValueError("under torchrun with a CUDA process group LAIC trains on the GPU: pass device='cuda'")
+            # Every rank trains on rank 0's pairs: the ranks' steps must match one for one (a rank
+            # with another number of anchors would wait forever in a collective), and the stages
+            # before (k-means, kNN) are not promised to be bit-identical across processes.
+            neigh, mask = broadcast_object((neigh, mask), ctx)
         counts = mask.sum(axis=1)
         anchors = np.flatnonzero(counts > 0)
         if anchors.size == 0:
@@ -451,6 +488,9 @@ class LAIC(BaseClusterer):
             if on_epoch is not None:
                 for epoch, loss_value in enumerate(history):
                     on_epoch(epoch, loss_value)
+        # DDP broadcasts rank 0's parameters and buffers once; the buffers (a prompt learner's
+        # fixed token embeddings) never change, so they are not re-broadcast before every forward.
+        train_module = wrap_ddp(module, ctx, forward_sync_buffers=False)
         module.train()
         for epoch in range(start_epoch, int(self.epochs)):
             perm = rng.permutation(anchors)
@@ -459,30 +499,65 @@ class LAIC(BaseClusterer):
                 a = perm[start : start + bs]
                 pick = (rng.random(len(a)) * counts[a]).astype(np.int64)
                 b = kept_first[a, pick]
-                w = module().to(feats.dtype)
-                pa = torch.softmax(feats[a] @ w.T * inv_t, dim=1)
-                pb = torch.softmax(feats[b] @ w.T * inv_t, dim=1)
-                consistency = -torch.log((pa * pb).sum(1).clamp_min(1e-8)).mean()
-                mean_p = pa.mean(0)
-                entropy = -(mean_p * torch.log(mean_p.clamp_min(1e-8))).sum()
-                loss = consistency - self.entropy_weight * entropy
+                w = train_module().to(feats.dtype)
+                if ctx.distributed:
+                    loss, logged = self._sharded_loss(feats, w, a, b, inv_t, ctx)
+                    total += logged
+                else:
+                    pa = torch.softmax(feats[a] @ w.T * inv_t, dim=1)
+                    pb = torch.softmax(feats[b] @ w.T * inv_t, dim=1)
+                    consistency = -torch.log((pa * pb).sum(1).clamp_min(1e-8)).mean()
+                    mean_p = pa.mean(0)
+                    entropy = -(mean_p * torch.log(mean_p.clamp_min(1e-8))).sum()
+                    loss = consistency - self.entropy_weight * entropy
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss.detach())
+                if not ctx.distributed:
+                    total += float(loss.detach())
                 steps += 1
+            if ctx.distributed:  # each rank holds its share of the epoch's loss: add them up
+                total_t = torch.tensor(total, dtype=torch.float64, device=device)
+                torch.distributed.all_reduce(total_t)
+                total = float(total_t)
             history.append(total / max(steps, 1))
-            if checkpoint is not None:
+            if checkpoint is not None and ctx.is_main:
                 state = TrainingState(epoch + 1, values={"loss_history": history})
                 state.put_module("centers", module)
                 state.put_optimizer("optimizer", opt)
                 state.put_numpy_rng("rng", rng)
                 state.put_torch_global_rng()
                 checkpoint.save(state)
+            if checkpoint is not None:
+                barrier(ctx)  # no rank leaves an epoch before its checkpoint is complete
             if on_epoch is not None:
                 on_epoch(epoch, history[-1])
         module.eval()
         return history
+
+    def _sharded_loss(
+        self, feats: torch.Tensor, w: torch.Tensor, a: np.ndarray, b: np.ndarray, inv_t: float, ctx: DistContext
+    ) -> tuple[torch.Tensor, float]:
+        """This rank's loss for the global batch ``(a, b)`` under DDP, and its share of the batch loss.
+
+        The shares of all ranks add up to the one-process loss of the batch (for the history).
+        """
+        # Differentiable: its backward all-reduces (sums) the gradients of the ranks.
+        from torch.distributed._functional_collectives import all_reduce as differentiable_all_reduce
+
+        n_global = len(a)
+        mine = cast(np.ndarray, shard_indices(np.arange(n_global), ctx))  # may be empty when B < world_size
+        pa = torch.softmax(feats[a[mine]] @ w.T * inv_t, dim=1)
+        pb = torch.softmax(feats[b[mine]] @ w.T * inv_t, dim=1)
+        consistency_sum = -torch.log((pa * pb).sum(1).clamp_min(1e-8)).sum()
+        world = cast(torch.distributed.ProcessGroup, torch.distributed.group.WORLD)
+        mean_p = differentiable_all_reduce(pa.sum(0), "sum", world) / n_global
+        entropy = -(mean_p * torch.log(mean_p.clamp_min(1e-8))).sum()
+        loss = consistency_sum * (ctx.world_size / n_global) - self.entropy_weight * entropy
+        share = (
+            float(consistency_sum.detach()) / n_global - self.entropy_weight * float(entropy.detach()) / ctx.world_size
+        )
+        return loss, share
 
     # ------------------------------------------------------------------ predict
 

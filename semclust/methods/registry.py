@@ -21,8 +21,9 @@ from semclust.methods.tac import TAC, TACNoTrain
 from semclust.methods.zeroshot import ZeroShotClusterer, build_class_embeddings
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
-# Methods that train for epochs, save a checkpoint after each one and can resume from it.
-RESUMABLE_METHODS = frozenset({"tac", "laic", "scan"})
+# Methods that checkpoint their training (tac, laic, scan after every epoch; asd every
+# ``checkpoint_every`` steps of each stage) and can resume from it.
+RESUMABLE_METHODS = frozenset({"tac", "laic", "scan", "asd"})
 
 
 @dataclass
@@ -239,6 +240,9 @@ def _asd(
     random_state: int,
     view: str | None = None,
     flip: bool | None = None,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
     **options: Any,
 ) -> MethodResult:
     from semclust.methods.asd import ASD
@@ -256,7 +260,14 @@ def _asd(
         sample_features = features.view(view)
     estimator = ASD(n_clusters=n_clusters, random_state=random_state, flip=flip, **options)
     # Labels only measure the purity of the sampled images' cluster labels; training never reads them.
-    estimator.fit(images, y=features.labels, features=sample_features, progress=features.progress)
+    estimator.fit(
+        images,
+        y=features.labels,
+        features=sample_features,
+        progress=features.progress,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+    )
     info: dict[str, Any] = {
         "n_labelled": estimator.n_labelled_,
         "coverage_probability": estimator.coverage_probability_,
@@ -305,8 +316,8 @@ def run_method(
     """Fit method ``name``; clusters a method does not name itself get their nearest nouns.
 
     ``checkpoint_dir``/``resume``: methods in :data:`RESUMABLE_METHODS` save their training
-    state there after every epoch and, with ``resume``, continue from it; the other methods
-    ignore both.
+    state there (after every epoch; asd every ``checkpoint_every`` steps of each stage) and,
+    with ``resume``, continue from it; the other methods ignore both.
     """
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")

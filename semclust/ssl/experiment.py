@@ -142,6 +142,7 @@ def run_longtail(
     ``resume=True`` continues from its checkpoint. ``on_start`` receives a one-line summary of
     the split before training starts.
     """
+    from semclust.distributed import is_main_process
     from semclust.ssl.data import resize_uint8
     from semclust.ssl.longtail import GROUP_NAMES, group_accuracies, make_longtail_split
     from semclust.ssl.trainer import Trainer
@@ -268,7 +269,7 @@ def run_longtail(
         "versions": versions(),
         "wall_time_s": round(wall, 3),
     }
-    if out_dir is not None:
+    if out_dir is not None and is_main_process():  # under torchrun rank 0 alone writes the run files
         write_json(Path(out_dir) / "metrics.json", record)
         write_json(Path(out_dir) / "run.json", run_info)
     return LongTailRun(record=record, run_info=run_info, trainer=trainer)

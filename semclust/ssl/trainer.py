@@ -10,11 +10,28 @@ All randomness comes from seeded generators whose states are checkpointed: the b
 the augmentation generator, numpy's generator (for algorithms) and torch's global generator
 (dropout). On CPU a run killed and resumed therefore ends with weights identical to an
 uninterrupted run.
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) the trainer joins the process group itself
+(:func:`semclust.distributed.join_if_launched`: gloo on CPU, nccl on ``cuda:LOCAL_RANK``) and
+trains with DistributedDataParallel. Every rank draws the same global batch from its identically
+seeded samplers and keeps its contiguous shard of the labelled and of the unlabelled indices
+(:func:`rank_batch_indices`), so N ranks together process one batch of ``batch_size`` (plus
+``mu * batch_size`` unlabelled images); DDP averages the ranks' gradients of their local mean
+losses, which is the gradient of the global mean. Each rank augments only its shard, with a
+generator seeded per step from the shared augmentation generator (one draw per step, so that
+generator stays identical on every rank and rank 0's checkpoint resumes them all). Batch norm
+uses per-rank batch statistics (SyncBatchNorm is not used), so a DDP run is not bit-identical to
+one process; parameters, optimiser and EMA stay identical across ranks. Rank 0 alone evaluates
+(the result is broadcast so that every rank returns the same metrics) and writes ``log.json``
+and checkpoints; logged values are averaged over the ranks. Every rank loads the checkpoint
+when resuming, so ``out_dir`` must be visible to all of them (one machine, or a shared disk).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import math
 import os
 import shutil
@@ -28,6 +45,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from semclust.distributed import (
+    DistContext,
+    all_gather_objects,
+    barrier,
+    broadcast_object,
+    join_if_launched,
+    shard_indices,
+    wrap_ddp,
+)
 from semclust.metrics import evaluate
 from semclust.ssl.algorithms import get_algorithm
 from semclust.ssl.augment import normalize, strong_augment, to_float, weak_augment
@@ -43,6 +69,15 @@ _RESUME_KEYS = (
     "algorithm", "network", "num_classes", "in_channels", "total_steps", "batch_size", "mu", "lr", "momentum",
     "nesterov", "weight_decay", "ema", "ema_warmup", "seed", "flip", "algo_hyperparams",
 )  # fmt: skip
+# Algorithms whose training step is one plain ``model(x)`` that reaches every trainable parameter.
+# Under DDP the others (CPE and Meta-Expert call ``model.heads``, which skips the backbone's
+# classifier; Meta-Expert's assignment losses start at ``fuse_warmup``) need
+# ``find_unused_parameters=True``, which costs one autograd-graph traversal per step.
+_DDP_ALL_PARAMETERS_USED = frozenset({"fixmatch", "fixmatch-la"})
+# Network methods algorithms call to compute their training outputs besides ``forward``. Under DDP
+# they run inside the wrapper's forward: DDP prepares its gradient all-reduce only for outputs
+# computed through it.
+_DDP_ROUTED_METHODS = frozenset({"heads"})
 
 
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
@@ -90,6 +125,54 @@ class EMA:
             shadow.copy_(b)
 
 
+def rank_batch_indices(
+    idx_lb: torch.Tensor, idx_ulb: torch.Tensor, ctx: DistContext
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's part of one global step: contiguous shards of the labelled and unlabelled indices.
+
+    Every rank draws the same global batch, so the shards of all ranks are disjoint and together
+    are exactly the single-process batch. Alone the indices come back unchanged.
+    """
+    if not ctx.distributed:
+        return idx_lb, idx_ulb
+    return cast(torch.Tensor, shard_indices(idx_lb, ctx)), cast(torch.Tensor, shard_indices(idx_ulb, ctx))
+
+
+class _MethodRouter(nn.Module):
+    """A module whose ``forward`` runs ``network.<routed_method>(...)``, so DDP can wrap any of them."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, *args: Any, routed_method: str = "forward", **kwargs: Any) -> Any:
+        call = self.network if routed_method == "forward" else getattr(self.network, routed_method)
+        return call(*args, **kwargs)
+
+
+class _DistributedNetworkView:
+    """What an algorithm holds as ``self.model`` during a DDP run.
+
+    Calling it, or one of :data:`_DDP_ROUTED_METHODS`, goes through the DDP wrapper (so the
+    gradients are all-reduced); every other attribute (``class_group``, ``set_prior``,
+    ``parameters`` ...) is the network's own.
+    """
+
+    def __init__(self, network: nn.Module, ddp_model: nn.Module) -> None:
+        self._network = network
+        self._ddp_model = ddp_model
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ddp_model(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_network", "_ddp_model"):  # not set yet (copy/pickle): avoid recursing
+            raise AttributeError(name)
+        if name in _DDP_ROUTED_METHODS:
+            return functools.partial(self._ddp_model, routed_method=name)
+        return getattr(self._network, name)
+
+
 def _as_uint8_tensor(x: Any, what: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         x = np.ascontiguousarray(np.asarray(x))
@@ -117,6 +200,9 @@ class Trainer:
     ``(num_classes, in_channels) -> nn.Module``. ``eval_every`` / ``checkpoint_every`` default
     to a tenth of ``total_steps``; ``out_dir=None`` keeps everything in memory. ``resume=True``
     continues from ``out_dir/checkpoint`` when one exists (the settings must match).
+    ``amp=True`` runs the training step under autocast (bfloat16 on CPU; float16 with a gradient
+    scaler on CUDA); evaluation stays in float32. Under torchrun ``batch_size`` is the global
+    batch, split over the ranks (see the module docstring).
     Extra keyword arguments are the algorithm's hyperparameters (e.g. ``threshold``).
     """
 
@@ -144,6 +230,7 @@ class Trainer:
         seed: int = 0,
         flip: bool = True,
         resume: bool = False,
+        amp: bool = False,
         **algo_hyperparams: Any,
     ) -> None:
         for name, value in (("total_steps", total_steps), ("batch_size", batch_size), ("mu", mu)):
@@ -162,8 +249,17 @@ class Trainer:
             raise ValueError("eval_every and checkpoint_every must be at least 1")
         self.eval_batch_size = int(eval_batch_size)
         self.out_dir = None if out_dir is None else Path(out_dir)
-        self.device = torch.device(device)
+        # Under torchrun: join the process group (a CUDA device becomes cuda:LOCAL_RANK).
+        # Alone: no side effect, the device is the one asked for.
+        self.dist = join_if_launched(device)
+        self.device = self.dist.device if self.dist.distributed else torch.device(device)
+        if self.dist.distributed and int(batch_size) % self.dist.world_size:
+            # Equal shards make the average of the ranks' local-mean gradients the global mean's.
+            raise ValueError(
+                f"batch_size {batch_size} (the global batch) must be divisible by the {self.dist.world_size} processes"
+            )
         self.resume = bool(resume)
+        self.amp = bool(amp)
         self.config: dict[str, Any] = {
             "algorithm": self.algorithm_cls.name,
             "network": network if isinstance(network, str) else getattr(network, "__name__", repr(network)),
@@ -185,6 +281,11 @@ class Trainer:
             "device": str(self.device),
             "algo_hyperparams": dict(algo_hyperparams),
         }
+        # Recorded only when used, so that a plain single-process run's config is unchanged.
+        if self.amp:
+            self.config["amp"] = True
+        if self.dist.distributed:
+            self.config["world_size"] = self.dist.world_size
         self.seed = int(seed)
         torch.manual_seed(self.seed)  # weight init and dropout use torch's global generator
         if isinstance(network, str):
@@ -201,11 +302,26 @@ class Trainer:
         # An algorithm may wrap the network in a module holding its own trainable parts (expert
         # heads, fusion layers): ``algorithm.model`` is what is optimised, EMA-averaged and saved.
         self.model = self.algorithm.model.to(self.device)
+        self.ddp_model: nn.Module | None = None
+        if self.dist.distributed:
+            # DDP broadcasts rank 0's weights; ``self.model`` stays the plain network that is
+            # optimised, EMA-averaged and saved, while the algorithm's forward passes go through DDP.
+            self.ddp_model = wrap_ddp(
+                _MethodRouter(self.model),
+                self.dist,
+                find_unused_parameters=self.algorithm_cls.name not in _DDP_ALL_PARAMETERS_USED,
+            )
+            self.algorithm.model = cast(nn.Module, _DistributedNetworkView(self.model, self.ddp_model))
         self.ema = EMA(self.model, ema, warmup=ema_warmup)
         self.optimizer = torch.optim.SGD(
             param_groups(self.model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov
         )
         self.config["algo_hyperparams"] = self.algorithm.hyperparams() or dict(algo_hyperparams)
+        # Mixed precision: bfloat16 needs no loss scaling; float16 (CUDA) does.
+        self._amp_dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
+        self.grad_scaler: torch.amp.GradScaler | None = None
+        if self.amp and self._amp_dtype == torch.float16:
+            self.grad_scaler = torch.amp.GradScaler(self.device.type)
         self.aug_generator = torch.Generator().manual_seed(self.seed + 1)
         self.np_rng = np.random.default_rng(self.seed + 2)  # for algorithms that sample with numpy
         self.step = 0
@@ -222,10 +338,23 @@ class Trainer:
     def _prepare(self, x_u8: torch.Tensor) -> torch.Tensor:
         return normalize(to_float(x_u8), self.mean, self.std)
 
+    def _rank_augment_generator(self) -> torch.Generator:
+        """The generator for this rank's augmentations in this step (DDP runs only).
+
+        One draw from the shared augmentation generator per step keeps that generator identical on
+        every rank (so rank 0's checkpoint resumes them all); adding the rank gives each rank its
+        own stream, so that two ranks never augment their images with the same random numbers.
+        """
+        step_seed = int(torch.randint(0, 2**62, (1,), generator=self.aug_generator))
+        return torch.Generator().manual_seed(step_seed + self.dist.rank)
+
     def _batch(self) -> dict[str, torch.Tensor]:
         idx_lb, idx_ulb = self.lb_sampler.next(), self.ulb_sampler.next()
         flip = self.config["flip"]
         g = self.aug_generator
+        if self.dist.distributed:
+            idx_lb, idx_ulb = rank_batch_indices(idx_lb, idx_ulb, self.dist)
+            g = self._rank_augment_generator()
         x_lb = weak_augment(to_float(self._x_lb[idx_lb]), g, flip=flip)
         x_ulb = to_float(self._x_ulb[idx_ulb])
         x_w = weak_augment(x_ulb, g, flip=flip)
@@ -283,12 +412,15 @@ class Trainer:
         seed = self.seed
         self.lb_sampler = InfiniteSampler(len(self._x_lb), self.config["batch_size"], seed + 3)
         self.ulb_sampler = InfiniteSampler(len(self._x_ulb), self.config["batch_size"] * self.config["mu"], seed + 4)
-        if self.out_dir is not None and not self.resume:
+        if self.out_dir is not None and not self.resume and self.dist.is_main:
             # A fresh run: earlier evaluations in this directory belong to another run.
             if (self.out_dir / "log.json").exists():
                 (self.out_dir / "log.json").unlink()
-        if self.resume and self.out_dir is not None and self._checkpoint_path() is not None:
+        # Rank 0 decides whether there is a checkpoint, so that all ranks resume from the same step.
+        has_checkpoint = self.resume and self.out_dir is not None and self._checkpoint_path() is not None
+        if broadcast_object(has_checkpoint, self.dist):
             self.load_checkpoint()
+            barrier(self.dist)  # every rank has read the checkpoint before rank 0 may replace it
         self.algorithm.on_train_start(self)
 
         while self.step < self.total_steps:
@@ -298,12 +430,21 @@ class Trainer:
                 group["lr"] = lr
             self.model.train()
             batch = self._batch()
-            loss, logs = self.algorithm.train_step(batch, k)
+            autocast = torch.autocast(self.device.type, dtype=self._amp_dtype) if self.amp else contextlib.nullcontext()
+            with autocast:
+                loss, logs = self.algorithm.train_step(batch, k)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{self.config['algorithm']}: loss became {float(loss)} at step {k + 1}")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            if self.grad_scaler is not None:
+                self.grad_scaler.scale(loss).backward()
+                self.grad_scaler.step(self.optimizer)  # skipped when the scaled gradients overflowed
+                self.grad_scaler.update()
+            else:
+                loss.backward()  # under DDP this all-reduces (averages) the gradients
+                self.optimizer.step()
+            # DDP gives every rank the same gradients, so the plain network (and its EMA) is
+            # identical on every rank.
             self.ema.update(self.model, k)
             self.step = k + 1
             logs = {**logs, "lr": lr}
@@ -317,9 +458,17 @@ class Trainer:
             if self.out_dir is not None and (self.step % self.checkpoint_every == 0 or self.step == self.total_steps):
                 self.save_checkpoint()
         if self.last_metrics is None or self.last_metrics.get("step") != self.step:
-            self.last_metrics = self.evaluate_ema() if self._x_eval is not None else {"step": self.step}
+            self.last_metrics = self._on_main_then_shared(
+                lambda: self.evaluate_ema() if self._x_eval is not None else {"step": self.step}
+            )
             self.last_metrics["step"] = self.step
         return self.last_metrics
+
+    def _on_main_then_shared(self, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``compute()`` on rank 0, its result on every rank (just ``compute()`` when alone)."""
+        if not self.dist.distributed:
+            return compute()
+        return broadcast_object(compute() if self.dist.is_main else {}, self.dist)
 
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -355,16 +504,38 @@ class Trainer:
         metrics.update(self.algorithm.eval_metrics(outputs, y))
         return metrics
 
+    def _merged_log_sums(self) -> tuple[dict[str, float], dict[str, int]]:
+        """The logged sums and counts of every rank added up (this rank's own when alone).
+
+        A collective under DDP: every rank must call it at the same point.
+        """
+        if not self.dist.distributed:
+            return self._log_sums, self._log_counts
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for rank_sums, rank_counts in all_gather_objects((self._log_sums, self._log_counts), self.dist):
+            for key, value in rank_sums.items():
+                sums[key] = sums.get(key, 0.0) + value
+                counts[key] = counts.get(key, 0) + rank_counts[key]
+        return sums, counts
+
     def _evaluate_and_log(self) -> None:
-        entry: dict[str, Any] = {"step": self.step}
-        if self._x_eval is not None and self._y_eval is not None:
-            entry.update(self.evaluate_ema())
-        entry.update({k: self._log_sums[k] / self._log_counts[k] for k in self._log_sums})
+        log_sums, log_counts = self._merged_log_sums()
+
+        def evaluation() -> dict[str, Any]:
+            entry: dict[str, Any] = {"step": self.step}
+            if self._x_eval is not None and self._y_eval is not None:
+                entry.update(self.evaluate_ema())
+            return entry
+
+        entry = self._on_main_then_shared(evaluation)
+        # Under DDP: the mean over ranks and steps of what each rank logged.
+        entry.update({k: log_sums[k] / log_counts[k] for k in log_sums})
         self._log_sums, self._log_counts = {}, {}
         self.log.append(entry)
         self.last_metrics = entry
         self.algorithm.on_eval(self, self.step, entry)
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.dist.is_main:
             write_json(self.out_dir / "log.json", self.log)
 
     # ----------------------------------------------------------- checkpoints
@@ -377,8 +548,18 @@ class Trainer:
         return None
 
     def save_checkpoint(self) -> Path:
-        """Write ``out_dir/checkpoint/`` atomically (temporary directory, then rename)."""
+        """Write ``out_dir/checkpoint/`` atomically (temporary directory, then rename).
+
+        Under DDP every rank calls this (the logged sums are gathered) and rank 0 alone writes:
+        weights, optimiser, samplers and generators are the same on every rank; batch-norm
+        statistics are rank 0's. Every rank returns once the checkpoint is complete.
+        """
         assert self.out_dir is not None
+        final = self.out_dir / CHECKPOINT_DIR
+        log_sums, log_counts = self._merged_log_sums()
+        if not self.dist.is_main:
+            barrier(self.dist)  # returns once rank 0 has written the checkpoint
+            return final
         tensors: dict[str, torch.Tensor] = {}
         state: dict[str, Any] = {"format": FORMAT_VERSION, "step": self.step, "config": self.config}
 
@@ -415,10 +596,12 @@ class Trainer:
             else:
                 algo_json[key] = value
         state["algorithm"] = algo_json
-        state["log_sums"], state["log_counts"] = self._log_sums, self._log_counts
+        state["log_sums"], state["log_counts"] = log_sums, log_counts
+        if self.grad_scaler is not None:
+            state["grad_scaler"] = self.grad_scaler.state_dict()
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        final, old = self.out_dir / CHECKPOINT_DIR, self.out_dir / f".{CHECKPOINT_DIR}.old"
+        old = self.out_dir / f".{CHECKPOINT_DIR}.old"
         tmp = Path(tempfile.mkdtemp(prefix=f".{CHECKPOINT_DIR}.", suffix=".tmp", dir=self.out_dir))
         try:
             save_file(tensors, str(tmp / TENSORS_FILE))
@@ -433,6 +616,7 @@ class Trainer:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        barrier(self.dist)
         return final
 
     def load_checkpoint(self) -> None:
@@ -475,12 +659,18 @@ class Trainer:
             )
         algo_state = {**state.get("algorithm", {}), **group("algo.")}
         self.algorithm.load_state_dict(algo_state)
-        self._log_sums = {k: float(v) for k, v in state.get("log_sums", {}).items()}
-        self._log_counts = {k: int(v) for k, v in state.get("log_counts", {}).items()}
+        if self.grad_scaler is not None and "grad_scaler" in state:
+            self.grad_scaler.load_state_dict(state["grad_scaler"])
+        # The saved sums are already those of all ranks: under DDP rank 0 alone carries them on.
+        if self.dist.is_main:
+            self._log_sums = {k: float(v) for k, v in state.get("log_sums", {}).items()}
+            self._log_counts = {k: int(v) for k, v in state.get("log_counts", {}).items()}
+        else:
+            self._log_sums, self._log_counts = {}, {}
         self.step = int(state["step"])
         # Evaluations logged after this checkpoint belong to the part of the run being redone.
         log_path = cast(Path, self.out_dir) / "log.json"  # _checkpoint_path() asserted it is set
         self.log = [e for e in read_json(log_path) if e.get("step", 0) <= self.step] if log_path.exists() else []
         self.last_metrics = self.log[-1] if self.log and self.log[-1].get("step") == self.step else None
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.dist.is_main:
             write_json(log_path, self.log)
