@@ -229,6 +229,29 @@ def asd_section(records: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def asd_budget_section(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    lines = [
+        "### ASD's transition grouping against the instance stage's budget (`benchmarks/asd_budget.py`)",
+        "",
+        "Purity of the cluster labels ASD gives its sampled images when they are grouped by class "
+        "transitions, for longer instance stages (same Fashion-MNIST train subset, n_l "
+        f"{records[0]['n_labelled']}, small CNN, batch {records[0]['batch_size']} x mu {records[0]['mu']}). "
+        "`fixmatch-truth` above corresponds to purity 1.",
+        "",
+        "| instance steps | seeds | purity | transitions counted | wall s (mean) |",
+        "|---|---|---|---|---|",
+    ]
+    for steps in sorted({r["instance_steps"] for r in records}):
+        rows = [r for r in records if r["instance_steps"] == steps]
+        lines.append(
+            f"| {steps} | {len(rows)} | {mean_std([r['purity'] for r in rows])} | "
+            f"{np.mean([r['transitions_counted'] for r in rows]):.0f} | {np.mean([r['wall_s'] for r in rows]):.0f} |"
+        )
+    return lines + [""]
+
+
 def metaexpert_section(records: list[dict]) -> list[str]:
     if not records:
         return []
@@ -401,6 +424,7 @@ def main() -> None:
     lines += foundation_section(load("foundation"))
     lines += language_section(load("language"))
     lines += asd_section(load("asd"))
+    lines += asd_budget_section(load("asd_budget"))
     lines += fixmatch_section(load("fixmatch"))
     lines += metaexpert_section(load("metaexpert"))
     lines += bridge_section(load("bridge"))

@@ -57,3 +57,34 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args, message):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and message in result.output, result.output
+
+
+def test_amp_flag_trains_in_bfloat16_on_cpu_and_is_recorded(tmp_path, monkeypatch):
+    import torch
+
+    from semclust.ssl.trainer import Trainer
+
+    dtypes: list[torch.dtype] = []
+    original = Trainer.fit
+
+    def spy(self, *args, **kwargs):
+        # The first layer's output dtype inside the training step shows whether autocast is on.
+        first_conv = next(m for m in self.model.modules() if isinstance(m, torch.nn.Conv2d))
+        handle = first_conv.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            handle.remove()
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    balanced, long_tailed = tmp_path / "balanced", tmp_path / "lt"
+    result = invoke(*TINY, "--amp", "--out", str(balanced))
+    assert result.exit_code == 0, result.output
+    assert json.loads((balanced / "run.json").read_text())["config"]["amp"] is True
+    assert torch.bfloat16 in dtypes
+    result = invoke("ssl", "fixmatch", "--dataset", "digits", "--n1", "20", "--m1", "40", "--steps", "2",
+                    "--batch-size", "8", "--mu", "2", "--amp", "--out", str(long_tailed))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((long_tailed / "run.json").read_text())["config"]["amp"] is True
+    plain = invoke(*TINY, "--out", str(tmp_path / "plain"))
+    assert plain.exit_code == 0 and "amp" not in json.loads((tmp_path / "plain" / "run.json").read_text())["config"]

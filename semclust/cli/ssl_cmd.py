@@ -55,6 +55,7 @@ def fixmatch_cmd(
     checkpoint_every: int | None = typer.Option(None, help="Checkpoint every N steps [default: eval-every]"),
     seed: int = typer.Option(0, help="Seed for the labelled split, initialisation, sampling and augmentation"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1"),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision (bfloat16 on CPU, float16 on CUDA) for training"),
     data_root: str | None = typer.Option(None, help="Where local CIFAR/SVHN files live"),
     unlabelled_split: str | None = typer.Option(
         None, "--unlabelled-split", help="Long-tailed split: unlabelled images from this split (stl10: unlabeled)"
@@ -135,6 +136,7 @@ def fixmatch_cmd(
             resume=resume,
             threshold=threshold,
             lambda_u=lambda_u,
+            amp=amp,
         )
         console.print(
             f"fixmatch on {name}: {len(lb)} labelled ({labels_per_class}/class), {len(x_train)} unlabelled, "
@@ -240,6 +242,7 @@ def _lt_template(
     checkpoint_every: int | None = typer.Option(None, help="Checkpoint every N steps [default: eval-every]"),
     seed: int = typer.Option(0, help="Seed for the split, initialisation, sampling and augmentation"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1"),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision (bfloat16 on CPU, float16 on CUDA) for training"),
     data_root: str | None = typer.Option(None, help="Where local CIFAR/SVHN/STL-10 files live"),
     unlabelled_split: str | None = typer.Option(
         None, "--unlabelled-split", help="Take unlabelled images from this split (stl10: unlabeled) instead of --m1"
@@ -257,7 +260,7 @@ def _lt_template(
 _LT_COMMON = (
     "dataset", "n1", "m1", "gamma_l", "gamma_u", "class_order", "steps", "network", "batch_size", "mu", "lr",
     "threshold", "lambda_u", "ema", "image_size", "flip", "eval_every", "checkpoint_every", "seed", "device",
-    "data_root", "unlabelled_split", "max_unlabelled", "out", "resume", "force",
+    "amp", "data_root", "unlabelled_split", "max_unlabelled", "out", "resume", "force",
 )  # fmt: skip
 _LT_PARAMS = set(_LT_COMMON)
 _LT_EXTRA = {

@@ -123,6 +123,7 @@ def run_longtail(
     checkpoint_every: int | None = None,
     seed: int = 0,
     device: str = "cpu",
+    amp: bool = False,
     data_root: str | None = None,
     unlabelled_split: str | None = None,
     max_unlabelled: int | None = None,
@@ -219,7 +220,7 @@ def run_longtail(
         method, network=network, num_classes=num_classes, in_channels=in_channels,
         total_steps=total_steps, batch_size=batch_size, mu=mu, lr=lr, ema=ema,
         eval_every=eval_every, checkpoint_every=checkpoint_every, out_dir=out_dir,
-        device=device, seed=seed, flip=use_flip, resume=resume, **hyper,
+        device=device, seed=seed, flip=use_flip, resume=resume, amp=amp, **hyper,
     )  # fmt: skip
     if on_start is not None:
         on_start(
