@@ -7,7 +7,9 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from PIL import Image
+from torch import nn
 
 from semclust.data.base import ArraySource, ImageDecodeError
 from semclust.encoders.base import Encoder, l2_normalize
@@ -71,3 +73,32 @@ def colour_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     base[np.arange(n), :, :, labels] = 200
     images = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
     return images, labels
+
+
+def band_images(n: int, seed: int = 0, first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three separable classes of 8x8 uint8 noise images: class c has a bright band in rows
+    ``first_row + 2c`` and the next. Labels cycle 0, 1, 2."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.integers(0, 60, size=(n, 8, 8)).astype(np.uint8)
+    for c in range(3):
+        x[y == c, first_row + 2 * c : first_row + 2 * c + 2, :] += 180
+    return x, y
+
+
+class TinyNet(nn.Module):
+    """conv + BN + dropout + linear: BN buffers, both weight-decay groups and dropout randomness."""
+
+    def __init__(self, num_classes: int, in_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.drop = nn.Dropout(0.2)
+        self.classifier = nn.Linear(4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.drop(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3))))
+
+
+def tiny_net(num_classes: int, in_channels: int) -> nn.Module:
+    return TinyNet(num_classes, in_channels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from fakes import band_images
 
 from semclust.methods.asd import (
     ASD,
@@ -119,12 +120,7 @@ def test_default_mu_gives_small_sets_ten_passes_and_large_ones_fixmatchs_seven()
 
 
 def _bands(n: int = 90, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    x = rng.integers(0, 60, size=(n, 8, 8)).astype(np.uint8)
-    for c in range(3):
-        x[y == c, 2 * c + 1 : 2 * c + 3, :] += 180
-    return x, y
+    return band_images(n, seed, first_row=1)
 
 
 TINY = dict(n_labelled=9, instance_steps=6, ssl_steps=4, record_every=1, batch_size=4, mu=2, flip=False)

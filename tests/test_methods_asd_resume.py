@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from fakes import band_images
 
 from semclust.methods.asd import ASD
 from semclust.methods.checkpoint import STATE_FILE, CheckpointError
@@ -42,13 +43,7 @@ def _one_thread():
 
 
 def _bands(n: int = 90, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Three classes of 8x8 noise images, each with a bright horizontal band of its own."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    x = rng.integers(0, 60, size=(n, 8, 8)).astype(np.uint8)
-    for c in range(3):
-        x[y == c, 2 * c + 1 : 2 * c + 3, :] += 180
-    return x, y
+    return band_images(n, seed, first_row=1)
 
 
 @pytest.fixture(scope="module")

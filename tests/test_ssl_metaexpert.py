@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from fakes import band_images
 
 from semclust.ssl.algorithms import get_algorithm
 from semclust.ssl.algorithms.metaexpert import MFF, dea_weights
@@ -81,12 +82,7 @@ def test_forward_shapes_loss_and_gradients_reach_mff_and_dea(frozen):
 
 
 def _data(n: int = 60):
-    rng = np.random.default_rng(0)
-    y = np.arange(n) % 3
-    x = rng.integers(0, 60, size=(n, 8, 8)).astype(np.uint8)
-    for c in range(3):
-        x[y == c, 2 * c : 2 * c + 2, :] += 180
-    return x, y
+    return band_images(n)
 
 
 @pytest.mark.parametrize("frozen", [False, True])

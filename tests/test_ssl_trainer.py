@@ -8,38 +8,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from fakes import TinyNet, band_images, tiny_net
 from safetensors.torch import load_file
-from torch import nn
 
 from semclust.ssl.data import InfiniteSampler, holdout_split, labels_per_class_split, resize_uint8
 from semclust.ssl.trainer import EMA, Trainer, cosine_lr, param_groups
 
 
-class TinyNet(nn.Module):
-    """conv + BN + dropout + linear: BN buffers, both weight-decay groups and dropout randomness."""
-
-    def __init__(self, num_classes: int, in_channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.drop = nn.Dropout(0.2)
-        self.classifier = nn.Linear(4, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.drop(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3))))
-
-
-def tiny_net(num_classes: int, in_channels: int) -> nn.Module:
-    return TinyNet(num_classes, in_channels)
-
-
 def _data(n: int = 60, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    x = rng.integers(0, 60, size=(n, 8, 8)).astype(np.uint8)
-    for c in range(3):  # class c: a bright band in rows 2c..2c+2
-        x[y == c, 2 * c : 2 * c + 2, :] += 180
-    return x, y
+    return band_images(n, seed)
 
 
 def _trainer(tmp_path, steps: int, **kw) -> Trainer:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from fakes import TinyNet, band_images, tiny_net
 from torch import nn
 
 import semclust.ssl.trainer as trainer_module
@@ -35,36 +36,12 @@ SETTINGS: dict[str, Any] = dict(num_classes=3, in_channels=1, total_steps=STEPS,
                                 checkpoint_every=2, seed=5, threshold=0.5)  # fmt: skip
 
 
-class TinyNet(nn.Module):
-    """conv + BN + dropout + linear (as tests/test_ssl_trainer.py): BN buffers and dropout randomness."""
-
-    def __init__(self, num_classes: int, in_channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.drop = nn.Dropout(0.2)
-        self.classifier = nn.Linear(4, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.drop(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3))))
-
-
-def tiny_net(num_classes: int, in_channels: int) -> nn.Module:
-    return TinyNet(num_classes, in_channels)
-
-
 def small_cnn(num_classes: int, in_channels: int) -> nn.Module:
     return SmallCNN(num_classes, in_channels, width=4)
 
 
 def _data(n: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """Three separable classes of 8x8 images: class c has a bright band in rows 2c..2c+2."""
-    rng = np.random.default_rng(0)
-    y = np.arange(n) % 3
-    x = rng.integers(0, 60, size=(n, 8, 8)).astype(np.uint8)
-    for c in range(3):
-        x[y == c, 2 * c : 2 * c + 2, :] += 180
-    return x, y
+    return band_images(n)
 
 
 class RecordingSampler(InfiniteSampler):
