@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from semclust.ops.ann import RowBlocks, ann_knn, default_nlist, recall_at_k, torch_knn
+from semclust.ops import ann
+from semclust.ops.ann import RowBlocks, ann_knn, default_nlist, default_nprobe, recall_at_k, torch_knn
 from semclust.ops.knn import knn
 
 
@@ -69,6 +70,20 @@ def test_ivf_recall_grows_with_nprobe_and_is_exact_when_every_cell_is_probed(
     assert recalls[0] < recalls[1] < 1.0
     assert recall_at_k(full, exact[0]) >= 0.999  # only exact ties may order differently
     np.testing.assert_allclose(full_sims, exact[1], atol=1e-5)
+
+
+def test_default_nprobe_grows_with_the_number_of_cells(
+    clustered: np.ndarray, exact: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert [default_nprobe(n) for n in (1, 64, 2048, 2049, 4000)] == [16, 16, 16, 17, 32]
+    nlist = 64
+    default_idx, _ = ann_knn(clustered, 10, index="ivf", nlist=nlist)
+    np.testing.assert_array_equal(default_idx, ann_knn(clustered, 10, index="ivf", nlist=nlist, nprobe=16)[0])
+    # The search asks default_nprobe about the index's own nlist: probing every cell is exact.
+    asked: list[int] = []
+    monkeypatch.setattr(ann, "default_nprobe", lambda cells: asked.append(cells) or cells)
+    everything, _ = ann_knn(clustered, 10, index="ivf", nlist=nlist)
+    assert asked == [nlist] and recall_at_k(everything, exact[0]) >= 0.999
 
 
 def test_memory_mapped_shards_give_the_same_neighbours_as_one_array(clustered: np.ndarray, tmp_path) -> None:

@@ -7,7 +7,8 @@ by decreasing cosine similarity, ``exclude_self`` for a self-search) plus an ``i
   faiss's GPU flat index when faiss has GPUs, else blocked torch matrix products.
 - ``"ivf"``: faiss ``IndexIVFFlat`` (or ``IndexIVFScalarQuantizer`` fp16 with
   ``storage="float16"``): ``nlist`` k-means cells trained on a sample of ``train_size`` rows,
-  ``nprobe`` cells searched per query. Cost ~ n * nprobe / nlist per query.
+  ``nprobe`` cells searched per query (default :func:`default_nprobe`). Cost ~ n * nprobe /
+  nlist per query.
 - ``"hnsw"``: faiss ``IndexHNSWFlat`` (``IndexHNSWSQ`` fp16 with ``storage="float16"``), ``M``
   links per node, ``ef_construction`` and ``ef_search`` beam widths. CPU only.
 
@@ -102,6 +103,16 @@ def default_nlist(n: int) -> int:
     return max(1, min(int(round(4 * math.sqrt(n))), n // 39))
 
 
+def default_nprobe(nlist: int) -> int:
+    """Cells an IVF search probes by default: ``max(16, ceil(nlist / 128))``.
+
+    A fixed 16 loses recall as n (and with it ``nlist``) grows: on the scale benchmark's
+    clustered d = 512 data, recall@10 was 0.999 at n = 1e5 (nlist 1,265) but 0.863 at n = 1e6
+    (nlist 4,000), where 32 cells gave 0.995 (benchmarks/RESULTS.md, ann-sweep-ivf).
+    """
+    return max(16, math.ceil(check_positive_int(nlist, "nlist") / 128))
+
+
 def _faiss_gpus(device: str) -> int:
     """GPUs faiss may use for ``device`` (0 on a CPU-only faiss build or with device="cpu")."""
     if device == "cpu":
@@ -180,7 +191,7 @@ def search_index(
     queries: Rows,
     k: int,
     *,
-    nprobe: int = 16,
+    nprobe: int | None = None,
     ef_search: int = 64,
     exclude_self: bool = False,
     block_size: int = DEFAULT_BLOCK_SIZE,
@@ -191,7 +202,7 @@ def search_index(
     if rows.dim != built.d:
         raise ValueError(f"queries have dimension {rows.dim} but the index has {built.d}")
     if hasattr(built, "nprobe"):
-        built.nprobe = check_positive_int(nprobe, "nprobe")
+        built.nprobe = default_nprobe(int(built.nlist)) if nprobe is None else check_positive_int(nprobe, "nprobe")
     else:
         inner = faiss.downcast_index(built)
         if hasattr(inner, "hnsw"):
@@ -270,7 +281,7 @@ def ann_knn(
     queries: Rows | None = None,
     exclude_self: bool = True,
     nlist: int | None = None,
-    nprobe: int = 16,
+    nprobe: int | None = None,
     train_size: int | None = None,
     M: int = 32,
     ef_construction: int = 80,
