@@ -202,7 +202,8 @@ def search_index(
     if rows.dim != built.d:
         raise ValueError(f"queries have dimension {rows.dim} but the index has {built.d}")
     if hasattr(built, "nprobe"):
-        built.nprobe = default_nprobe(int(built.nlist)) if nprobe is None else check_positive_int(nprobe, "nprobe")
+        cells = int(getattr(built, "nlist"))  # noqa: B009 - faiss's stubs give the base Index no nlist
+        built.nprobe = default_nprobe(cells) if nprobe is None else check_positive_int(nprobe, "nprobe")
     else:
         inner = faiss.downcast_index(built)
         if hasattr(inner, "hnsw"):
