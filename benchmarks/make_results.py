@@ -368,7 +368,8 @@ def scale_section(records: list[dict]) -> list[str]:
     if embeds:
         lines += [
             "",
-            "Embedding throughput (offline encoder, Fashion-MNIST test images, into a feature store). "
+            "Embedding throughput (offline encoder, Fashion-MNIST test images, train images above 10,000, "
+            "into a feature store). "
             "`bare forward` is the visual tower alone on the same, already preprocessed batches; "
             "overhead = pipeline time / bare forward time - 1 (steady state: after the first batch handed back, "
             "i.e. without start-up); `encoder` "
