@@ -73,7 +73,8 @@ def test_fixmatch_with_n1_and_cpe_run_on_the_same_split(tmp_path):
     ("args", "message"),
     [
         (["ssl", "fixmatch-la", *LT, "--n1", "0"], "--n1 must be at least 1"),
-        (["ssl", "cpe", *LT, "--taus", "0,2"], "three numbers"),
+        (["ssl", "cpe", *LT, "--taus", "0,2"], "--taus must be three numbers"),
+        (["ssl", "metaexpert", *LT, "--taus", "0,x,4"], "--taus must be three numbers like 0,2,4, got '0,x,4'"),
         (["ssl", "metaexpert", *LT, "--n1", "500"], "fewer than"),
         (["ssl", "fixmatch", *LT, "--labels-per-class", "2"], "not both"),
     ],

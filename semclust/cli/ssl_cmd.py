@@ -277,13 +277,12 @@ _LT_HELP = {
 
 
 def _parse_taus(text: str) -> list[float]:
+    from semclust.ssl.experiment import parse_taus
+
     try:
-        values = [float(t) for t in text.replace(",", " ").split()]
-    except ValueError:
-        raise ValueError(f"--taus must be three numbers like 0,2,4, got {text!r}") from None
-    if len(values) != 3:
-        raise ValueError(f"--taus must be three numbers like 0,2,4, got {text!r}")
-    return values
+        return parse_taus(text)
+    except ValueError as err:
+        raise ValueError(f"--{err}") from None  # named as the flag the user typed
 
 
 def _run_lt(method: str, o: dict[str, Any]) -> None:
