@@ -43,7 +43,13 @@ DATASET = "fashion-mnist"
 K = 10
 # ASD's similarity between the sampled images: the paper's class transitions, the offline
 # encoder's visual features (an encoder-assisted variant), or both averaged.
-ASD_VARIANTS = {"asd": "transitions", "asd-features": "features", "asd-combined": "combined"}
+# asd-features-confident gives FixMatch only the more confidently grouped half of each group.
+ASD_VARIANTS = {
+    "asd": ("transitions", 1.0),
+    "asd-features": ("features", 1.0),
+    "asd-combined": ("combined", 1.0),
+    "asd-features-confident": ("features", 0.5),
+}
 
 
 def _subset(n: int, size: int, seed: int) -> np.ndarray:
@@ -146,7 +152,7 @@ def main() -> None:
     for seed in args.seeds:
         sub = _subset(len(x_train), args.n_train, seed)
         xs, ys = x_train[sub], y_train[sub]
-        for method, similarity in ASD_VARIANTS.items():
+        for method, (similarity, keep_confident) in ASD_VARIANTS.items():
             if method not in args.methods:
                 continue
             feats = None
@@ -165,6 +171,7 @@ def main() -> None:
                 mu=args.mu,
                 max_tracked=args.max_tracked,
                 similarity=similarity,
+                keep_confident=keep_confident,
                 random_state=seed,
             )
             asd.fit(xs, y=ys, features=feats)  # y only measures pseudo-label purity; never trained on
@@ -174,6 +181,8 @@ def main() -> None:
             add(method, seed, evaluate(y_test, pred), wall, **common, instance_steps=instance_steps,
                 ssl_steps=args.ssl_steps, steps=instance_steps + args.ssl_steps, max_tracked=args.max_tracked,
                 similarity=similarity, similarity_features=None if feats is None else "offline encoder, visual view",
+                keep_confident=keep_confident, n_labelled_used=int(len(asd.labelled_indices_)),
+                labelled_purity=asd.labelled_purity_,
                 pseudo_label_purity=asd.pseudo_label_purity_, classes_covered=asd.classes_covered_,
                 co_predictions_used=bool(asd.co_predictions_used_),
                 train_acc=evaluate(ys, asd.labels_)["acc"])  # fmt: skip

@@ -209,23 +209,33 @@ def asd_section(records: list[dict]) -> list[str]:
         "`benchmarks/results/asd.json`; `kmeans-offline` is fitted on the test features themselves. "
         "`asd` groups its sampled images by class transitions (the paper); `asd-features` by the offline "
         "encoder's visual features (no instance stage; an encoder-assisted variant); `asd-combined` by "
-        "both averaged. **purity** = accuracy of the sampled images' cluster labels (the pseudo-labels "
-        "FixMatch then trains on) against their true classes; `fixmatch-truth` is the same FixMatch given "
-        "the true labels of as many images (purity 1).",
+        "both averaged; `asd-features-confident` gives FixMatch only the more confidently grouped half of "
+        "each group (`keep_confident` 0.5). **purity** = accuracy of the sampled images' cluster labels "
+        "against their true classes; **FixMatch's labels** = the same over the images FixMatch is actually "
+        "given, and how many; `fixmatch-truth` is the same FixMatch given the true labels of as many images "
+        "(purity 1).",
         "",
-        "| method | seeds | ACC | NMI | ARI | purity | wall s (mean) | settings |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | seeds | ACC | NMI | ARI | purity | FixMatch's labels: purity (n) | wall s (mean) | settings |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    per_seed = {"pseudo_label_purity", "train_acc", "classes_covered", "top1"}
+    per_seed = {"pseudo_label_purity", "train_acc", "classes_covered", "top1", "labelled_purity", "n_labelled_used"}
     skip = {"method", "dataset", "seed", "acc", "nmi", "ari", "wall_s", "n", "k"} | per_seed
     for method in dict.fromkeys(r["method"] for r in records):
         rows = [r for r in records if r["method"] == method]
         cells = [mean_std([r[m] for r in rows]) for m in ("acc", "nmi", "ari")]
         purities = [r["pseudo_label_purity"] for r in rows if r.get("pseudo_label_purity") is not None]
         purity = mean_std(purities) if purities else "-"
+        used = [r for r in rows if r.get("labelled_purity") is not None]
+        fixmatch_labels = (
+            f"{np.mean([r['labelled_purity'] for r in used]):.3f} ({np.mean([r['n_labelled_used'] for r in used]):.0f})"
+            if used
+            else "-"
+        )
         settings = {k: v for k, v in rows[0].items() if k not in skip and not isinstance(v, (list, dict))}
         wall = np.mean([r["wall_s"] for r in rows])
-        lines.append(f"| {method} | {len(rows)} | {' | '.join(cells)} | {purity} | {wall:.1f} | {settings} |")
+        lines.append(
+            f"| {method} | {len(rows)} | {' | '.join(cells)} | {purity} | {fixmatch_labels} | {wall:.1f} | {settings} |"
+        )
     return lines + [""]
 
 

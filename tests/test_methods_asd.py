@@ -9,6 +9,7 @@ from fakes import band_images
 
 from semclust.methods.asd import (
     ASD,
+    confident_members,
     count_co_predictions,
     count_transitions,
     coverage_probability,
@@ -183,6 +184,39 @@ def test_feature_similarity_groups_the_sampled_images_by_their_features():
         assert row_sum == pytest.approx(0.5, abs=1e-6) or row_sum == pytest.approx(0.0, abs=1e-6)
 
 
+def test_confident_members_keep_the_best_share_of_each_group():
+    # Rows 0-2 form group 0, rows 3-5 group 1; row 2 sends most of its mass to group 1 and row 5
+    # most of its to group 0, so they are each group's least confident members.
+    s = np.array(
+        [
+            [0, 0.5, 0.4, 0.1, 0, 0],
+            [0.5, 0, 0.3, 0, 0.2, 0],
+            [0.2, 0.1, 0, 0.7, 0, 0],
+            [0, 0, 0.2, 0, 0.6, 0.2],
+            [0, 0.1, 0, 0.6, 0, 0.3],
+            [0.5, 0.3, 0, 0.1, 0.1, 0],
+        ]
+    )
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(confident_members(s, groups, 0.5), [True, True, False, True, True, False])
+    np.testing.assert_array_equal(confident_members(s, groups, 0.1), [True, False, False, False, True, False])
+    assert confident_members(s, groups, 1.0).all()
+    with pytest.raises(ValueError, match="keep_confident"):
+        confident_members(s, groups, 0.0)
+
+
+def test_keep_confident_labels_fixmatch_with_part_of_each_group():
+    x, y = _bands(60)
+    feats = np.eye(3)[y] + np.random.default_rng(2).normal(scale=0.3, size=(60, 3))
+    est = ASD(3, similarity="features", keep_confident=0.5, random_state=0, **TINY).fit(x, y=y, features=feats)
+    kept = confident_members(est.similarity_, est.instance_groups_, 0.5)
+    np.testing.assert_array_equal(est.labelled_indices_, est.sampled_indices_[kept])
+    np.testing.assert_array_equal(est.labelled_labels_, est.instance_groups_[kept])
+    sizes = np.bincount(est.instance_groups_, minlength=3)
+    assert len(est.labelled_indices_) == sum(int(np.ceil(size / 2)) for size in sizes)
+    assert est.labelled_purity_ is not None and est.pseudo_label_purity_ is not None
+
+
 def test_feature_similarities_need_features():
     x, _ = _bands(30)
     with pytest.raises(ValueError, match="needs features"):
@@ -195,6 +229,8 @@ def test_feature_similarities_need_features():
     ("kwargs", "message"),
     [
         ({"similarity": "nope"}, "unknown similarity"),
+        ({"keep_confident": 0}, "keep_confident"),
+        ({"keep_confident": 1.5}, "keep_confident"),
         ({"sampler": "nope"}, "unknown sampler"),
         ({"grouping": "nope"}, "unknown grouping"),
         ({"n_labelled": 2}, "n_labelled"),

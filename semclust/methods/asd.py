@@ -24,6 +24,9 @@ After Duan, Qi, Shi, Gao (TIP 2025, arXiv 2509.20976), which has no public code;
    ``1e-6`` so that the graph is connected) is clustered into K groups by spectral clustering
    (``affinity="precomputed"``) or average-linkage agglomerative clustering on ``1 - S / max S``.
    Group index = cluster label of each sampled image (and of its neighbour views).
+   ``keep_confident < 1`` (an addition, not the paper's) gives FixMatch only the ``ceil(keep *
+   size)`` members of each group whose similarity rows put the largest share of their mass
+   inside their own group: fewer pseudo-labels, but purer ones.
    ``similarity="features"`` replaces the transition similarity by ``exp(cos(f_a, f_b) / 0.1)``
    between the sampled images' encoder features (no instance stage: an encoder-assisted
    variant, not the paper's); ``"combined"`` averages the two row-normalised matrices. Both need
@@ -204,6 +207,25 @@ def feature_similarity(features: np.ndarray, temperature: float = FEATURE_TEMPER
     np.fill_diagonal(s, 0.0)
     sums = s.sum(axis=1, keepdims=True)
     return np.divide(s, sums, out=np.zeros_like(s), where=sums > 0)
+
+
+def confident_members(similarity: np.ndarray, groups: np.ndarray, keep: float) -> np.ndarray:
+    """Boolean mask of the ``ceil(keep * size)`` members of every group whose similarity rows put
+    the largest share of their mass inside their own group (at least one per group)."""
+    s = np.asarray(similarity, dtype=np.float64)
+    groups = np.asarray(groups, dtype=np.int64)
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep_confident must be in (0, 1], got {keep}")
+    same = groups[:, None] == groups[None, :]
+    np.fill_diagonal(same, False)
+    totals = s.sum(axis=1)
+    own_share = np.divide((s * same).sum(axis=1), totals, out=np.zeros(len(s)), where=totals > 0)
+    mask = np.zeros(len(s), dtype=bool)
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        ranked = members[np.argsort(-own_share[members], kind="stable")]
+        mask[ranked[: max(1, math.ceil(keep * len(members)))]] = True
+    return mask
 
 
 def group_instances(
@@ -460,7 +482,8 @@ class ASD:
     sampled images' cluster labels (never used for training). Learned: ``labels_``,
     ``sampled_indices_`` (all rounds, in order), ``instance_groups_`` (cluster of each sampled
     image), ``similarity_`` (last round, ``[n_l, n_l]``), ``transitions_``,
-    ``coverage_probability_``, ``pseudo_label_purity_`` (None without ``y``),
+    ``coverage_probability_``, ``pseudo_label_purity_`` (None without ``y``), ``labelled_purity_``
+    (the same over the images FixMatch is given: fewer with ``keep_confident < 1``; None without ``y``),
     ``classes_covered_`` (None without ``y``), ``mu_`` (``{"instance": .., "ssl": ..}``, the
     ``mu`` each stage used), ``model_`` (the EMA network), ``mean_`` / ``std_`` (its input
     normalisation), ``input_shape_`` (one image as given to ``fit``) and ``image_shape_`` (as
@@ -500,6 +523,7 @@ class ASD:
         co_prediction: bool | str = "auto",
         grouping: str = "spectral",
         similarity: str = "transitions",
+        keep_confident: float = 1.0,
         ssl_steps: int = 300,
         network: str = "cnn",
         batch_size: int = 32,
@@ -524,6 +548,7 @@ class ASD:
         self.co_prediction = co_prediction
         self.grouping = grouping
         self.similarity = similarity
+        self.keep_confident = keep_confident
         self.ssl_steps = ssl_steps
         self.network = network
         self.batch_size = batch_size
@@ -549,6 +574,8 @@ class ASD:
             raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {', '.join(SAMPLERS)}")
         if self.grouping not in GROUPINGS:
             raise ValueError(f"unknown grouping {self.grouping!r}; expected one of {', '.join(GROUPINGS)}")
+        if not isinstance(self.keep_confident, (int, float)) or not 0.0 < float(self.keep_confident) <= 1.0:
+            raise ValueError(f"keep_confident must be in (0, 1], got {self.keep_confident!r}")
         if self.similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity {self.similarity!r}; expected one of {', '.join(SIMILARITIES)}")
         if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 2:
@@ -761,8 +788,10 @@ class ASD:
                 if checkpoint is not None:
                     checkpoint.save_grouping(r, grouping, rng)
             chosen, neighbours, groups = grouping.chosen, grouping.neighbours, grouping.groups
-            lb_idx = np.concatenate([chosen, neighbours.reshape(-1)])
-            lb_inst = np.concatenate([np.arange(n_l), np.repeat(np.arange(n_l), neighbours.shape[1])])
+            # Only the most confidently grouped share of each group labels FixMatch (all by default).
+            kept = np.flatnonzero(confident_members(grouping.similarity, groups, float(self.keep_confident)))
+            lb_idx = np.concatenate([chosen[kept], neighbours[kept].reshape(-1)])
+            lb_inst = np.concatenate([kept, np.repeat(kept, neighbours.shape[1])])
             sampled.append(chosen)
             groups_all.append(groups)
             lb_idx_all.append(lb_idx)
@@ -806,12 +835,15 @@ class ASD:
         self.image_shape_ = tuple(int(v) for v in x.shape[1:])
         self.labels_ = self._classify(x)
         self.pseudo_label_purity_ = None
+        self.labelled_purity_: float | None = None
         self.classes_covered_ = None
         if y_arr is not None and (y_arr[self.sampled_indices_] >= 0).any():
             ys = y_arr[self.sampled_indices_]
             known = ys >= 0
             self.pseudo_label_purity_ = float(evaluate(ys[known], self.instance_groups_[known])["acc"])
             self.classes_covered_ = int(len(np.unique(ys[known])))
+            yl = y_arr[self.labelled_indices_]
+            self.labelled_purity_ = float(evaluate(yl[yl >= 0], self.labelled_labels_[yl >= 0])["acc"])
         return self
 
     def _sample_and_group(

@@ -275,6 +275,7 @@ def _asd(
         "sampler_view": view if sample_features is not None else None,
         "grouping": estimator.grouping,
         "similarity": estimator.similarity,
+        "keep_confident": estimator.keep_confident,
         "similarity_view": view if estimator.similarity != "transitions" else None,
         "flip": bool(flip),
         "image_shape": list(estimator.image_shape_),
@@ -286,6 +287,7 @@ def _asd(
     }
     if estimator.pseudo_label_purity_ is not None:
         info["pseudo_label_purity"] = estimator.pseudo_label_purity_
+        info["labelled_purity"] = estimator.labelled_purity_
         info["classes_covered"] = estimator.classes_covered_
     return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
 
