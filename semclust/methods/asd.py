@@ -187,15 +187,20 @@ def count_co_predictions(top2: Sequence[np.ndarray], n_classes: int) -> np.ndarr
     return c
 
 
+def _row_normalised_off_diagonal(s: np.ndarray) -> np.ndarray:
+    """``s`` with a zero diagonal, each row divided by its sum (rows summing to 0 stay zero)."""
+    np.fill_diagonal(s, 0.0)
+    sums = s.sum(axis=1, keepdims=True)
+    return np.divide(s, sums, out=np.zeros_like(s), where=sums > 0)
+
+
 def transition_similarity(transitions: np.ndarray, co_predictions: np.ndarray | None = None) -> np.ndarray:
     """``S = T + T^T (+ C)``, each row divided by its sum (rows with no counts stay zero)."""
     t = np.asarray(transitions, dtype=np.float64)
     s = t + t.T
     if co_predictions is not None:
         s = s + np.asarray(co_predictions, dtype=np.float64)
-    np.fill_diagonal(s, 0.0)
-    sums = s.sum(axis=1, keepdims=True)
-    return np.divide(s, sums, out=np.zeros_like(s), where=sums > 0)
+    return _row_normalised_off_diagonal(s)
 
 
 def feature_similarity(features: np.ndarray, temperature: float = FEATURE_TEMPERATURE) -> np.ndarray:
@@ -204,9 +209,7 @@ def feature_similarity(features: np.ndarray, temperature: float = FEATURE_TEMPER
     norms = np.linalg.norm(f, axis=1, keepdims=True)
     f = f / np.where(norms > 0, norms, 1.0)
     s = np.exp((f @ f.T - 1.0) / float(temperature))  # shifted by the largest cosine: no overflow
-    np.fill_diagonal(s, 0.0)
-    sums = s.sum(axis=1, keepdims=True)
-    return np.divide(s, sums, out=np.zeros_like(s), where=sums > 0)
+    return _row_normalised_off_diagonal(s)
 
 
 def confident_members(similarity: np.ndarray, groups: np.ndarray, keep: float) -> np.ndarray:
