@@ -31,10 +31,18 @@ def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
+def images_to_array(images: Sequence[Image.Image], prep: Preprocessing) -> np.ndarray:
+    """float32 [n, 3, S, S] normalised batch, ``(pixel / 255 - mean) / std``."""
+    pixels = np.stack([np.asarray(resize_center_crop(img.convert("RGB"), prep.image_size)) for img in images])
+    std = np.asarray(prep.std, dtype=np.float32)
+    scale = (1.0 / (255.0 * std)).reshape(1, 3, 1, 1)
+    shift = (np.asarray(prep.mean, dtype=np.float32) / std).reshape(1, 3, 1, 1)
+    batch = pixels.transpose(0, 3, 1, 2).astype(np.float32)
+    batch *= scale
+    batch -= shift
+    return batch
+
+
 def images_to_tensor(images: Sequence[Image.Image], prep: Preprocessing) -> torch.Tensor:
-    """float32 [n, 3, S, S] normalised batch."""
-    arrays = [np.asarray(resize_center_crop(img.convert("RGB"), prep.image_size)) for img in images]
-    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(prep.mean).view(1, 3, 1, 1)
-    std = torch.tensor(prep.std).view(1, 3, 1, 1)
-    return (batch - mean) / std
+    """float32 [n, 3, S, S] normalised batch (:func:`images_to_array` as a tensor)."""
+    return torch.from_numpy(images_to_array(images, prep))
