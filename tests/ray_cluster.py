@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -174,7 +175,7 @@ class LocalRayCluster:
         """SIGTERM every node (workers first), SIGKILL what is left after a grace period.
 
         Returns the processes still alive after that (killed then, by pid): none when the
-        nodes shut down cleanly."""
+        nodes shut down cleanly. The cluster's temp dir is removed."""
         for node in reversed(self.nodes):
             if node.poll() is None:
                 os.killpg(node.pid, signal.SIGTERM)
@@ -199,6 +200,7 @@ class LocalRayCluster:
                 os.kill(int(line.split()[0]), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
         return strays
 
     def __enter__(self) -> LocalRayCluster:
