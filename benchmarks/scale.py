@@ -295,7 +295,7 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
 
     from semclust.data.base import ArraySource
     from semclust.data.fashion_mnist import FashionMNISTSource
-    from semclust.encoders.preprocess import images_to_tensor
+    from semclust.encoders.preprocess import images_to_array
     from semclust.encoders.registry import get_encoder
     from semclust.store.feature_store import build_store
 
@@ -309,11 +309,11 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
         raise ValueError(f"embedding benchmark: n={n} is more than Fashion-MNIST {split}'s {len(full)} images")
     gray = np.stack([np.asarray(full.load(i).convert("L")) for i in range(n)])
     source = ArraySource(gray, full.labels[:n], name=f"fashion-mnist-{split}-{n}")
-    encoder = get_encoder("offline")
+    encoder = get_encoder("offline", threads=threads)
     encoder.image_views([source.load(0)])  # build the towers and the bridge before any timing
     images = [source.load(i) for i in range(n)]
     batches = [
-        images_to_tensor(images[i : i + encoder.batch_size], encoder.preprocessing)
+        images_to_array(images[i : i + encoder.batch_size], encoder.preprocessing)
         for i in range(0, n, encoder.batch_size)
     ]
     shard_size = 2048  # the store's default
@@ -333,7 +333,7 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
     for _ in range(repeat):
         t0 = time.perf_counter()
         for batch in batches:
-            encoder.visual_tower(batch)
+            encoder.visual_tower.run(batch)
         forward.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         encoder.image_views(images)

@@ -21,11 +21,12 @@ import numpy as np
 from semclust.cache import default_cache_dir
 from semclust.data.base import ImageSource
 from semclust.distributed import barrier, join_if_launched
-from semclust.encoders.base import Encoder
+from semclust.encoders.base import Encoder, encoder_identity
 from semclust.encoders.registry import encoder_from_config, get_encoder
 from semclust.methods.registry import FeatureSet, MethodResult, run_method
 from semclust.metrics import evaluate
 from semclust.outputs.run_dir import CHECKPOINT_DIR, prepare_run_dir, write_run
+from semclust.store.atomic import write_json
 from semclust.store.feature_store import BuildReport, FeatureStore, build_store
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -39,8 +40,8 @@ def open_any_source(spec: str, *, labels_from_folders: bool = False, data_root: 
 
 def cache_key(source: ImageSource, encoder: Encoder) -> str:
     """Stable directory name for (source, encoder settings): same inputs reuse the same features."""
-    encoder_identity = {k: v for k, v in encoder.config().items() if k != "versions"}
-    blob = json.dumps({"source": source.describe(), "encoder": encoder_identity}, sort_keys=True, default=str)
+    identity = encoder_identity(encoder.config())
+    blob = json.dumps({"source": source.describe(), "encoder": identity}, sort_keys=True, default=str)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in source.name)[:40]
     return f"{slug}-{encoder.name}-{digest}"
@@ -68,13 +69,15 @@ def embed(
     engine: str = "local",
     ray_address: str | None = None,
     engine_options: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> EmbedResult:
     """Embed a source into a feature store (``out``, or the cache), resuming finished shards.
 
     ``engine="ray"`` computes the shards with Ray Data (``semclust.engines.ray``) on the
     cluster at ``ray_address`` (default: a local Ray), actors on GPUs with ``device="auto"``
     or ``"cuda"``; ``engine_options`` go to :class:`semclust.engines.ray.RayEngine`. The store
-    is the same as the local engine's.
+    is the same as the local engine's. ``threads``: CPU threads of the local forward passes
+    (default all cores).
     """
     from semclust.engines import get_engine
 
@@ -88,7 +91,9 @@ def embed(
         source = open_any_source(source, labels_from_folders=labels_from_folders, data_root=data_root)
     if isinstance(encoder, str):
         # With Ray the driver's copy only describes the encoder; the actors run it.
-        encoder = get_encoder(encoder, device="cpu" if engine == "ray" else device, batch_size=batch_size)
+        encoder = get_encoder(
+            encoder, device="cpu" if engine == "ray" else device, batch_size=batch_size, threads=threads
+        )
     out_dir = Path(out) if out is not None else default_cache_dir() / "features" / cache_key(source, encoder)
     on_progress = progress(f"embedding {source.name}", len(source)) if progress else None
     report = build_store(
@@ -101,6 +106,24 @@ def embed(
         on_progress=on_progress,
         embedder=embedder,
     )
+    # The embedding run's own record beside the store (the store's manifest describes the features).
+    write_json(
+        out_dir / "run.json",
+        {
+            "command": "embed",
+            "source": source.name,
+            "encoder": encoder.config(),
+            "engine": engine,
+            "n_items": report.n_items,
+            "n_embedded": report.n_embedded,
+            "n_skipped": len(report.skipped),
+            "shards_written": report.shards_written,
+            "shards_reused": report.shards_reused,
+            "wall_s": round(report.wall_s, 3),
+            "images_per_s": report.items_per_s,
+            "versions": _versions(),
+        },
+    )
     return EmbedResult(FeatureStore(out_dir), report)
 
 
@@ -112,6 +135,8 @@ def feature_set_from_store(
     noun_templates: str | Sequence[str] = "single",
     progress: ProgressFactory | None = None,
     source: ImageSource | None = None,
+    threads: int | None = None,
+    timings: dict[str, float] | None = None,
 ) -> FeatureSet:
     """The views of a store, plus lazy access to its encoder's text tower and noun vocabulary.
 
@@ -119,14 +144,15 @@ def feature_set_from_store(
     images aligned with the store's ids (folders resized to 32 px), for methods such as asd.
 
     ``vocabulary`` is a file with one noun per line; by default WordNet's nouns. Their text
-    embeddings are cached under ``$SEMCLUST_CACHE/texts`` per encoder and templates.
+    embeddings are cached under ``$SEMCLUST_CACHE/texts`` per encoder and templates; the time
+    they took goes into ``timings["nouns"]`` when a ``timings`` dict is given.
     """
     lazy: dict[str, Any] = {}
 
     def encoder() -> Encoder:
         # The text tower loads only when a method needs it (zero-shot, naming, TAC, LAIC).
         if "encoder" not in lazy:
-            lazy["encoder"] = encoder_from_config(store.encoder_config, device=device)
+            lazy["encoder"] = encoder_from_config(store.encoder_config, device=device, threads=threads)
         return lazy["encoder"]
 
     def encode_texts(texts: Sequence[str]) -> np.ndarray:
@@ -138,6 +164,7 @@ def feature_set_from_store(
             from semclust.vocab.templates import get_templates
             from semclust.vocab.text_cache import embed_texts_cached
 
+            started = time.perf_counter()
             vocab = load_vocabulary_file(vocabulary) if vocabulary else wordnet_nouns()
             on_progress = progress("embedding noun vocabulary", len(set(vocab.names))) if progress else None
             embeddings = embed_texts_cached(
@@ -148,6 +175,8 @@ def feature_set_from_store(
                 progress=on_progress,
             )
             lazy["nouns"] = (list(vocab.names), embeddings)
+            if timings is not None:
+                timings["nouns"] = time.perf_counter() - started
         return lazy["nouns"]
 
     def images() -> tuple[np.ndarray, list[str]]:
@@ -199,6 +228,7 @@ def cluster(
     name_clusters: bool = True,
     progress: ProgressFactory | None = None,
     resume: bool = False,
+    threads: int | None = None,
 ) -> ClusterRun:
     """Cluster a source (image folder, ``dataset:NAME[:split]`` or a feature-store directory).
 
@@ -209,7 +239,10 @@ def cluster(
 
     Under ``torchrun`` every rank runs this; rank 0 prepares the run directory and embeds the
     source first while the others wait (then find the store finished), LAIC trains with DDP, and
-    rank 0 alone writes the run.
+    rank 0 alone writes the run. ``threads``: CPU threads of the encoder's forward passes.
+    ``timings_s`` in the record holds the phases: ``features`` (embedding, or opening the
+    cached store), ``load``, ``fit`` and, inside ``fit``, ``nouns`` (the noun vocabulary's text
+    embeddings, cached after the first run).
     """
     timings: dict[str, float] = {}
     # Alone this joins nothing and the barriers below do nothing.
@@ -237,12 +270,14 @@ def cluster(
             labels_from_folders=labels_from_folders,
             data_root=data_root,
             progress=progress,
+            threads=threads,
         )
         store = embedded.store
         embed_info = {
             "store": str(store.root),
             "shards_written": embedded.report.shards_written,
             "shards_reused": embedded.report.shards_reused,
+            "images_per_s": embedded.report.items_per_s,
         }
     if dist_ctx.is_main:
         barrier(dist_ctx)  # the store is complete: the other ranks may open it now
@@ -260,6 +295,8 @@ def cluster(
         noun_templates=noun_templates,
         progress=progress,
         source=image_source,
+        threads=threads,
+        timings=timings,
     )
     timings["load"] = time.perf_counter() - t0
     k_auto = None

@@ -20,8 +20,8 @@ def encoder() -> OfflineEncoder:
 def tower_outputs(encoder: OfflineEncoder) -> tuple[np.ndarray, torch.Tensor]:
     rng = np.random.default_rng(0)
     batch = torch.tensor(rng.normal(size=(6, 3, 64, 64)), dtype=torch.float32)
-    features, logits = encoder.visual_tower(batch)
-    return features.numpy(), logits
+    features, logits = encoder.visual_tower.run(batch.numpy())
+    return features, torch.from_numpy(logits)
 
 
 def test_ridge_map_primal_equals_dual() -> None:
@@ -38,7 +38,7 @@ def test_linear_bridge_is_closed_form_ridge_on_the_real_fc_weights(
     encoder: OfflineEncoder, tower_outputs: tuple[np.ndarray, torch.Tensor]
 ) -> None:
     features, logits = tower_outputs
-    w = encoder.visual_tower.net._fc.weight.detach().double().numpy()
+    w = encoder.classifier_weights().astype(np.float64)
     assert w.shape == (1000, 1280)
     t = encoder.class_text_embeddings().astype(np.float64)
     t /= np.linalg.norm(t, axis=1, keepdims=True)

@@ -75,6 +75,7 @@ def embed(
         None, help="Ray cluster to join (auto, ray://host:10001); default: start a local Ray. GPUs: --device auto"
     ),
     ray_actors: int | None = typer.Option(None, help="Encoder actors (default: one per GPU, else one per CPU)"),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads for the encoder (default: all cores)"),
 ) -> None:
     """Embed images into a resumable feature store."""
     from semclust import workflow
@@ -96,13 +97,15 @@ def embed(
                 engine=engine,
                 ray_address=ray_address,
                 engine_options={"num_actors": ray_actors} if ray_actors is not None else None,
+                threads=threads,
             )
     except USER_ERRORS as err:
         fail(str(err))
     report = result.report
+    rate = f", {report.items_per_s:.0f} images/s" if report.items_per_s else ""
     console.print(
         f"embedded {report.n_embedded}/{report.n_items} items into {out} "
-        f"({report.shards_written} shards written, {report.shards_reused} reused, {report.wall_s:.1f}s)"
+        f"({report.shards_written} shards written, {report.shards_reused} reused, {report.wall_s:.1f}s{rate})"
     )
     _report_skipped(report.skipped)
 
@@ -142,6 +145,7 @@ def cluster_cmd(
     batch_size: int | None = typer.Option(None, help="Images per forward pass when embedding"),
     labels_from_folders: bool = typer.Option(False, help="First-level folder names are class labels"),
     data_root: str | None = typer.Option(None, help="Where local CIFAR/STL-10/SVHN files live"),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads for the encoder (default: all cores)"),
 ) -> None:
     """Cluster images and write assignments.csv, clusters.json, metrics.json and run.json."""
     from semclust import workflow
@@ -183,6 +187,7 @@ def cluster_cmd(
                 noun_templates=noun_templates,
                 name_clusters=names,
                 progress=progress,
+                threads=threads,
             )
             from semclust.distributed import is_main_process
 
@@ -242,6 +247,7 @@ def demo(
     out: str = typer.Option("runs/demo", help="Where the demo's run directory goes"),
     method: str = typer.Option("laic", help="Method to run"),
     device: str = typer.Option("cpu", help="cpu, cuda, or auto"),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads for the encoder (default: all cores)"),
 ) -> None:
     """Embed Fashion-MNIST test (10k; cached after the first run), cluster it with LAIC, name the clusters."""
     from semclust import workflow
@@ -261,6 +267,7 @@ def demo(
                 force=True,
                 device=device,
                 progress=progress,
+                threads=threads,
             )
     except USER_ERRORS as err:
         fail(str(err))

@@ -20,6 +20,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+# Config keys that describe how an encoder ran, not what it computes: a patch release of torch or
+# another backend (ONNX Runtime vs PyTorch, equal within 1e-4) must not throw away cached work.
+RUNTIME_KEYS = ("versions", "runtime")
+
+
+def encoder_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of an encoder's ``config()`` that changes the numbers it produces."""
+    return {key: value for key, value in config.items() if key not in RUNTIME_KEYS}
+
+
 class Encoder(ABC):
     """Maps images and texts into a shared space.
 
@@ -43,6 +53,15 @@ class Encoder(ABC):
     @abstractmethod
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """float32[m, dim], L2-normalised, in the same space as the ``joint`` image view."""
+
+    def prepare_images(self, images: Sequence[Image.Image]) -> Any:
+        """The CPU work before the forward pass (resizing, normalising). Engines run it in a
+        background thread for the next batch while :meth:`views_from_prepared` runs this one."""
+        return images
+
+    def views_from_prepared(self, prepared: Any) -> dict[str, np.ndarray]:
+        """:meth:`image_views` of what :meth:`prepare_images` returned."""
+        return self.image_views(prepared)
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.image_views(images)["joint"]

