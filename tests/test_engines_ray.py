@@ -126,3 +126,22 @@ def test_cli_embed_with_ray_matches_local_with_the_offline_encoder(tmp_path: Pat
     assert a.ids == b.ids and [s.item_id for s in b.skipped] == ["empty.jpg"]
     for view in ("joint", "visual"):
         np.testing.assert_allclose(a.load(view), b.load(view), atol=1e-4)
+
+
+def test_cpu_actors_run_the_drivers_backend_with_one_thread_each() -> None:
+    """Two one-CPU actors on two cores: each ONNX Runtime session (or torch) gets one thread."""
+    from semclust.encoders.offline import OfflineEncoder
+    from semclust.engines.ray import ConfigEncoderFactory, default_encoder_factory
+
+    driver = OfflineEncoder(backend="onnx", threads=2)
+    factory = default_encoder_factory(driver, "cpu", threads=1)
+    assert isinstance(factory, ConfigEncoderFactory)
+    assert (factory.threads, factory.backend) == (1, driver.backend)
+    actor_encoder = factory()
+    assert (actor_encoder.threads, actor_encoder.backend) == (1, driver.backend)
+    assert actor_encoder.config()["options"] == driver.config()["options"]
+    # GPU actors choose their own runtime and threads.
+    gpu = default_encoder_factory(driver, "cuda", threads=None)
+    assert isinstance(gpu, ConfigEncoderFactory) and (gpu.threads, gpu.backend) == (None, None)
+    torch_driver = OfflineEncoder(backend="torch")
+    assert default_encoder_factory(torch_driver, "cpu", threads=1)().backend == "torch"

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import ray  # noqa: F401  (the cluster test needs Ray installed, it is part of `make install`)
 from PIL import Image
-from ray_cluster import LocalRayCluster
 
+from semclust.engines.local_cluster import LocalRayCluster
 from semclust.store.feature_store import FeatureStore
 
 N_IMAGES = 512  # two of the engine's 256-position blocks: one per actor, both busy when a node dies

@@ -1,4 +1,8 @@
-"""A real multi-node Ray cluster on this machine, on loopback addresses, for the engine tests.
+"""A throwaway multi-node Ray cluster on this machine, on loopback addresses.
+
+For tests and benchmarks of the Ray engine (``tests/test_engines_ray_cluster.py``,
+``benchmarks/scale.py --engines ray-2nodes``); a real cluster is started with ``ray start`` on
+each machine instead. Needs Ray (``semclust[distributed]``); nothing imports it at package level.
 
 Each node is one ``ray start --block`` process started in its own session, so the node
 (raylet, GCS on the head, agents, worker processes) is exactly that process group: killing
