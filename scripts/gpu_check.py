@@ -31,6 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "gpu.json"
 NO_CUDA_EXIT = 3
+MIN_COSINE = {"visual": 0.999, "joint": 0.99}  # GPU against CPU features, per row
 
 
 class Skip(Exception):
@@ -94,7 +95,10 @@ class GpuCheck:
         self.stores[name] = out
         return out
 
-    def compare_stores(self, a: Path, b: Path, min_cos: float = 0.999) -> dict[str, Any]:
+    def compare_stores(self, a: Path, b: Path) -> dict[str, Any]:
+        """Row cosines between two stores of the same items. cuDNN convolutions run in TF32 by
+        default, so the visual features differ in the 4th digit; the joint view (a top-T
+        weighted sum) moves a little more when a class enters or leaves the top T."""
         from semclust.store.feature_store import FeatureStore
 
         sa, sb = FeatureStore(a), FeatureStore(b)
@@ -104,8 +108,10 @@ class GpuCheck:
         for view in sa.views:
             cos = row_cosines(sa.load(view), sb.load(view))
             figures[f"min_cos_{view}"] = round(float(cos.min()), 6)
-            if cos.min() < min_cos:
-                raise AssertionError(f"view {view}: min row cosine {cos.min():.6f} < {min_cos} ({figures})")
+            figures[f"mean_cos_{view}"] = round(float(cos.mean()), 6)
+            floor = MIN_COSINE.get(view, 0.99)
+            if cos.min() < floor:
+                raise AssertionError(f"view {view}: min row cosine {cos.min():.6f} < {floor} ({figures})")
         return figures
 
     def encoder_torch(self) -> dict[str, Any]:
