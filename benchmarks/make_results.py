@@ -399,7 +399,9 @@ def scale_section(records: list[dict]) -> list[str]:
                 f"{r['overhead']:+.1%} | {'-' if steady is None else f'{steady:+.1%}'} | "
                 f"{r['overhead_vs_encoder']:+.1%} | {r['peak_rss_mb']:.0f} | "
                 f"image size {r['params']['image_size']}, batch {r['params']['batch_size']}, "
-                f"{r['params'].get('repeat', 1)} repeats |"
+                f"{r['params'].get('repeat', 1)} repeats"
+                + (f", backend {r['params']['backend']}" if r["params"].get("backend") else "")
+                + " |"
             )
     return lines + [""]
 

@@ -42,7 +42,11 @@ Stages (parameters in each record):
   the local engine is one worker; Ray is a local Ray on 2 CPUs with 2 actors, so its
   ``forward_s`` is the single-thread bare forward / 2 (two forwards in parallel, the ideal);
   its ``wall_s`` includes starting the actors and building their encoders (a fixed cost:
-  compare n = 512 with a larger n).
+  compare n = 512 with a larger n). ``embed-ray-2nodes``: the same 2 actors on a cluster of
+  two ``ray start`` nodes of 1 CPU each on this machine
+  (:class:`semclust.engines.local_cluster.LocalRayCluster`), so blocks and results cross
+  between raylets and object stores as between machines. Actors run the encoder's backend
+  (ONNX Runtime where installed) with one thread each.
 """
 
 from __future__ import annotations
@@ -318,15 +322,25 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
     ]
     shard_size = 2048  # the store's default
     engine: Any = None
-    extra: dict[str, Any] = {"engine": "local", "torch_threads": threads}
-    if stage == "embed-ray":
+    cluster: Any = None
+    extra: dict[str, Any] = {"engine": "local", "torch_threads": threads, "backend": encoder.backend}
+    if stage in ("embed-ray", "embed-ray-2nodes"):
         import ray
 
         from semclust.engines.ray import RayEngine
 
         t0 = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        extra = {"engine": "ray (local, 2 CPUs, 2 actors x 1 thread)", "ray_init_s": time.perf_counter() - t0}
+        if stage == "embed-ray":
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            what = "ray (1 node: local, 2 CPUs, 2 actors x 1 thread)"
+        else:
+            from semclust.engines.local_cluster import LocalRayCluster
+
+            cluster = LocalRayCluster(cpus=1).__enter__()
+            cluster.add_node()
+            ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+            what = "ray (2 nodes x 1 CPU on this machine, ray start on loopback, 2 actors x 1 thread)"
+        extra = {"engine": what, "backend": encoder.backend, "ray_init_s": time.perf_counter() - t0}
         engine = RayEngine(num_actors=2)
     forward, encode, wall, steady, first_batch = [], [], [], [], []
     baseline = rss_mb()
@@ -360,10 +374,12 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
                 if engine is None:
                     after_first = sum(k for _, k in events[1:])
                     steady.append(after_first / (events[-1][0] - events[0][0]))
-    if stage == "embed-ray":
+    if engine is not None:
         import ray
 
         ray.shutdown()
+    if cluster is not None:
+        cluster.stop()
     # The ideal for W workers is W bare forwards in parallel: one worker's time / W.
     workers = engine.num_actors if engine is not None else 1
     forward_s, encoder_s, wall_s = min(forward) / workers, min(encode) / workers, min(wall)
@@ -538,7 +554,9 @@ def main() -> None:
         help=f"clustering stages to run (also: {', '.join(SWEEP_STAGES)}, recall against search settings)",
     )
     parser.add_argument("--embed", default="", help="also time embedding of this many images (comma-separated n)")
-    parser.add_argument("--engines", default="local,ray", help="embedding engines (ray skipped if not installed)")
+    parser.add_argument(
+        "--engines", default="local,ray,ray-2nodes", help="embedding engines: local, ray (1 node), ray-2nodes"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="embedding timings: repeats, fastest kept")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "semclust-scale-data"))
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per stage")
@@ -590,7 +608,7 @@ def main() -> None:
             write_records(RESULTS, merge(records))
     for embed_n in [int(float(v)) for v in args.embed.split(",") if v.strip()]:
         for engine in [e for e in args.engines.split(",") if e]:
-            if engine == "ray":
+            if engine.startswith("ray"):
                 from semclust.engines.ray import ray_available
 
                 if not ray_available():

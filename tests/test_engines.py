@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -77,3 +78,17 @@ def test_the_ray_engine_without_ray_is_a_one_line_user_error(tmp_path: Path, mon
         app, ["embed", "dataset:digits", "--engine", "ray", "--out", str(tmp_path / "s")], catch_exceptions=False
     )
     assert result.exit_code == 2 and "semclust[distributed]" in result.output
+
+
+def test_semclust_imports_without_ray() -> None:
+    """Ray is installed here, but the library, CLI and engine registry must not need it to import."""
+    code = (
+        "import sys\n"
+        "sys.modules['ray'] = None\n"  # any `import ray` now raises ImportError
+        "import semclust, semclust.cli.main, semclust.engines, semclust.workflow\n"
+        "from semclust.engines import get_engine\n"
+        "assert get_engine('local') is not None\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -1,4 +1,7 @@
-"""The Ray Data engine on a local 2-CPU Ray: the same store as the local engine, resumable."""
+"""The Ray Data engine on a local 2-CPU Ray: the same store as the local engine, resumable.
+
+Ray is part of `make install` (the `test` extra), so these tests fail rather than skip without it.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray
+import ray.data  # noqa: F401
+from fakes import BrokenArraySource, ColourEncoder, colour_images
+from PIL import Image
+from threadpoolctl import threadpool_limits
+from typer.testing import CliRunner
 
-ray = pytest.importorskip("ray")
-pytest.importorskip("ray.data")
-
-from fakes import BrokenArraySource, ColourEncoder, colour_images  # noqa: E402
-from PIL import Image  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from semclust.cli.main import app  # noqa: E402
-from semclust.engines.ray import RayEngine  # noqa: E402
-from semclust.store.feature_store import FeatureStore, build_store  # noqa: E402
+from semclust.cli.main import app
+from semclust.engines.ray import RayEngine
+from semclust.store.feature_store import FeatureStore, build_store
 
 TESTS = Path(__file__).parent
 
@@ -31,19 +32,17 @@ def local_ray() -> Iterator[None]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     # Workers import the tests' fakes (ColourEncoder, BrokenArraySource) by module name.
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}},
+    )
     try:
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}},
-        )
-    except Exception as err:  # e.g. no shared memory in a container
+        yield
+    finally:
+        ray.shutdown()
         torch.set_num_threads(threads)
-        pytest.skip(f"cannot start a local Ray here: {err}")
-    yield
-    ray.shutdown()
-    torch.set_num_threads(threads)
 
 
 def _store_files(root: Path) -> dict[str, object]:
@@ -127,3 +126,22 @@ def test_cli_embed_with_ray_matches_local_with_the_offline_encoder(tmp_path: Pat
     assert a.ids == b.ids and [s.item_id for s in b.skipped] == ["empty.jpg"]
     for view in ("joint", "visual"):
         np.testing.assert_allclose(a.load(view), b.load(view), atol=1e-4)
+
+
+def test_cpu_actors_run_the_drivers_backend_with_one_thread_each() -> None:
+    """Two one-CPU actors on two cores: each ONNX Runtime session (or torch) gets one thread."""
+    from semclust.encoders.offline import OfflineEncoder
+    from semclust.engines.ray import ConfigEncoderFactory, default_encoder_factory
+
+    driver = OfflineEncoder(backend="onnx", threads=2)
+    factory = default_encoder_factory(driver, "cpu", threads=1)
+    assert isinstance(factory, ConfigEncoderFactory)
+    assert (factory.threads, factory.backend) == (1, driver.backend)
+    actor_encoder = factory()
+    assert (actor_encoder.threads, actor_encoder.backend) == (1, driver.backend)
+    assert actor_encoder.config()["options"] == driver.config()["options"]
+    # GPU actors choose their own runtime and threads.
+    gpu = default_encoder_factory(driver, "cuda", threads=None)
+    assert isinstance(gpu, ConfigEncoderFactory) and (gpu.threads, gpu.backend) == (None, None)
+    torch_driver = OfflineEncoder(backend="torch")
+    assert default_encoder_factory(torch_driver, "cpu", threads=1)().backend == "torch"

@@ -1,11 +1,13 @@
 """The Ray Data engine: decode images in parallel Ray tasks, encode them in an actor pool.
 
-Install with ``pip install 'semclust[distributed]'``. Every actor builds the encoder once,
-from the store's encoder config (``semclust.encoders.registry``), on a GPU when the cluster
-has GPUs and ``device`` allows it. The driver collects the embeddings, puts them back in
-position order and hands them to :func:`semclust.store.feature_store.build_store` shard by
-shard, so the manifest and shards are the local engine's, finished shards are never
-recomputed, and a killed run resumes at the first unfinished shard.
+Install with ``pip install 'semclust[distributed]'`` (``make install`` includes it). Every actor
+builds the encoder once, from the store's encoder config (``semclust.encoders.registry``), on a
+GPU when the cluster has GPUs and ``device`` allows it; a CPU actor runs the driver encoder's
+backend (the ONNX Runtime session where it is installed) with one thread per actor CPU.
+The driver collects the embeddings, puts them back in position order and hands them to
+:func:`semclust.store.feature_store.build_store` shard by shard, so the manifest and shards
+are the local engine's, finished shards are never recomputed, and a killed run resumes at
+the first unfinished shard.
 
 With GPU actors, decoding runs in separate one-CPU Ray tasks that feed the GPU actors
 through the object store. With CPU actors Ray fuses the two steps (same resources), so each
@@ -54,16 +56,31 @@ def _require_ray() -> Any:
 
 
 class ConfigEncoderFactory:
-    """Rebuilds a registry encoder (offline, clip, ...) from its config inside a worker."""
+    """Rebuilds a registry encoder (offline, clip, ...) from its config inside a worker.
 
-    def __init__(self, config: dict[str, Any], device: str, batch_size: int | None) -> None:
+    ``threads``: CPU threads for the actor's forward passes (its ONNX Runtime session, or torch);
+    ``backend``: the offline encoder's runtime (``onnx``/``torch``), default the encoder's own choice.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        device: str,
+        batch_size: int | None,
+        threads: int | None = None,
+        backend: str | None = None,
+    ) -> None:
         self.config, self.device, self.batch_size = config, device, batch_size
+        self.threads, self.backend = threads, backend
 
     def __call__(self) -> Encoder:
         from semclust.encoders.registry import get_encoder
 
+        options = dict(self.config.get("options", {}))
+        if self.backend is not None:
+            options["backend"] = self.backend
         return get_encoder(
-            self.config["spec"], device=self.device, batch_size=self.batch_size, **self.config.get("options", {})
+            self.config["spec"], device=self.device, batch_size=self.batch_size, threads=self.threads, **options
         )
 
 
@@ -77,15 +94,20 @@ class InstanceEncoderFactory:
         return self.encoder
 
 
-def default_encoder_factory(encoder: Encoder, device: str) -> EncoderFactory:
-    """Rebuild from config when the registry knows the encoder's spec, else ship the object."""
+def default_encoder_factory(encoder: Encoder, device: str, threads: int | None = None) -> EncoderFactory:
+    """Rebuild from config when the registry knows the encoder's spec, else ship the object.
+
+    CPU actors run the backend the driver's encoder chose (ONNX Runtime where it is installed)
+    with ``threads`` threads; GPU actors pick their own (PyTorch on CUDA unless ONNX Runtime
+    has its CUDA provider)."""
     from semclust.encoders.registry import ENCODER_KINDS
 
     config = encoder.config()
     kind = str(config.get("spec", "")).partition(":")[0]
-    if kind in ENCODER_KINDS:
-        return ConfigEncoderFactory(config, device, getattr(encoder, "batch_size", None))
-    return InstanceEncoderFactory(encoder)
+    if kind not in ENCODER_KINDS:
+        return InstanceEncoderFactory(encoder)
+    backend = config.get("runtime", {}).get("backend") if device == "cpu" else None
+    return ConfigEncoderFactory(config, device, getattr(encoder, "batch_size", None), threads, backend)
 
 
 def load_images(batch: dict[str, np.ndarray], source: ImageSource) -> dict[str, np.ndarray]:
@@ -242,7 +264,9 @@ class RayEngine:
         on_progress: ProgressCallback | None,
     ) -> Iterator[ShardEmbedding]:
         device, actor_resources, n_actors = self._actor_plan(ray)
-        factory = self.encoder_factory or default_encoder_factory(encoder, device)
+        # A CPU actor's threads are its CPUs (one by default): N actors never oversubscribe N cores.
+        threads = max(1, int(actor_resources["num_cpus"])) if "num_cpus" in actor_resources else None
+        factory = self.encoder_factory or default_encoder_factory(encoder, device, threads)
         view_dims = dict(encoder.view_dims)
         batch_size = self.batch_size or int(getattr(encoder, "batch_size", 64) or 64)
         positions = np.concatenate([np.arange(s.start, s.stop, dtype=np.int64) for s in shards])
@@ -255,7 +279,7 @@ class RayEngine:
             fn_constructor_kwargs={
                 "factory": factory,
                 "view_dims": view_dims,
-                "torch_threads": max(1, int(actor_resources["num_cpus"])) if "num_cpus" in actor_resources else None,
+                "torch_threads": threads,
             },
             batch_size=batch_size,
             compute=ray.data.ActorPoolStrategy(size=n_actors),
