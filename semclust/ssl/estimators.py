@@ -37,6 +37,7 @@ class SSLClassifier:
         threshold: float = 0.95,
         lambda_u: float = 1.0,
         ema: float = 0.999,
+        ema_warmup: bool = False,
         flip: bool = True,
         eval_every: int | None = None,
         out_dir: str | Path | None = None,
@@ -52,6 +53,7 @@ class SSLClassifier:
         self.threshold = threshold
         self.lambda_u = lambda_u
         self.ema = ema
+        self.ema_warmup = ema_warmup
         self.flip = flip
         self.eval_every = eval_every
         self.out_dir = out_dir
@@ -91,6 +93,7 @@ class SSLClassifier:
             mu=self.mu,
             lr=self.lr,
             ema=self.ema,
+            ema_warmup=self.ema_warmup,
             eval_every=self.eval_every,
             out_dir=self.out_dir,
             device=self.device,
