@@ -285,6 +285,11 @@ class MetaExpert(CPE):
 
     def _set_mixture(self) -> None:
         self.mixture_set = True
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # every rank counted its own shard: all of them decide from the global counts
+            counts = self.pseudo_counts.to(self.model.log_pi.device)
+            torch.distributed.all_reduce(counts)
+            self.pseudo_counts = counts.cpu()
         total = float(self.pseudo_counts.sum())
         if total > 0:
             rank = np.argsort(-np.asarray(self.counts), kind="stable")
