@@ -224,7 +224,7 @@ def cluster(
     data_root: str | None = None,
     method_options: dict[str, Any] | None = None,
     vocabulary: str | None = None,
-    noun_templates: str | Sequence[str] = "single",
+    noun_templates: str | Sequence[str] | None = None,
     name_clusters: bool = True,
     progress: ProgressFactory | None = None,
     resume: bool = False,
@@ -287,6 +287,8 @@ def cluster(
         first = f" (first: {skipped[0].item_id}: {skipped[0].reason})" if skipped else ""
         raise ValueError(f"no readable images in {source}: all {len(skipped)} files were skipped{first}")
 
+    if noun_templates is None:  # TAC embeds its nouns with its seven templates; the rest with one
+        noun_templates = "tac" if method in ("tac", "tac-notrain") else "single"
     t0 = time.perf_counter()
     features = feature_set_from_store(
         store,

@@ -138,7 +138,9 @@ def cluster_cmd(
     class_names: str | None = typer.Option(None, help="zeroshot class names, comma-separated"),
     templates: str | None = typer.Option(None, help="zeroshot prompt templates, '|'-separated, each with {}"),
     vocabulary: str | None = typer.Option(None, help="Noun file (one per line) for naming; default WordNet"),
-    noun_templates: str = typer.Option("single", help="Noun prompt templates: single ('a photo of a {}.') or tac (7)"),
+    noun_templates: str | None = typer.Option(
+        None, help="Noun prompt templates: single ('a photo of a {}.') or tac (7) [default: tac for tac/tac-notrain]"
+    ),
     names: bool = typer.Option(True, "--names/--no-names", help="Name clusters by their nearest nouns"),
     report: bool = typer.Option(False, "--report", help="Also write RUN_DIR/report.html"),
     device: str = typer.Option("cpu", help="cpu, cuda, or auto"),
