@@ -239,7 +239,7 @@ def _print_run(run) -> None:
     naming = getattr(run.result, "naming", None)
     if naming is not None:
         console.print(
-            f"names ({naming.source}; score = margin over the other clusters, weak below {naming.weak_below}):"
+            f"names ({naming.source}; score = {naming.score_meaning}; weak below {naming.weak_below}):"
         )
         for k in range(run.result.n_clusters):
             line = f"  cluster {k}: {naming.label(k)}"

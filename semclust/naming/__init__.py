@@ -55,6 +55,12 @@ class ClusterNaming:
     centers: list[list[ClusterName]] | None = None  # LAIC's center nouns, with hub flags
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def score_meaning(self) -> str:
+        if self.source == "classifier-wordnet":
+            return "margin over the other clusters' mean support, relative to this cluster's support"
+        return "CSLS margin over the best other cluster"
+
     def weak(self, k: int) -> bool:
         return not self.names[k] or self.names[k][0].score < self.weak_below
 
