@@ -154,3 +154,14 @@ def test_embed_records_the_rate_and_backend(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "store" / "run.json").read_text())
     assert record["n_embedded"] == 10 and record["images_per_s"] == result.report.items_per_s > 0
     assert record["encoder"]["runtime"] == {"backend": "onnx", "threads": 1}
+
+
+def test_classifier_head_is_the_torch_fc_layer_for_either_backend() -> None:
+    from semclust.naming.evidence import classifier_head
+
+    onnx_encoder = OfflineEncoder(image_size=64, backend="onnx", threads=1)
+    fc = OfflineEncoder(image_size=64, backend="torch").visual_tower.net._fc
+    weights, bias = classifier_head(onnx_encoder)
+    np.testing.assert_array_equal(weights, fc.weight.detach().numpy())
+    np.testing.assert_array_equal(bias, fc.bias.detach().numpy())
+    assert onnx_encoder._visual is None  # reading the head loads no tower

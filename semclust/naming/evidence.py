@@ -27,13 +27,8 @@ def classifier_head(encoder: Any) -> tuple[np.ndarray, np.ndarray] | None:
     if not hasattr(encoder, "classifier_weights"):
         return None
     weights = np.asarray(encoder.classifier_weights(), dtype=np.float32)
-    bias = None
-    if hasattr(encoder, "classifier_bias"):
-        bias = encoder.classifier_bias()
-    else:  # EfficientNet-Lite's fc layer has a bias; OfflineEncoder exposes only the weights
-        fc = getattr(getattr(getattr(encoder, "visual_tower", None), "net", None), "_fc", None)
-        if fc is not None and getattr(fc, "bias", None) is not None:
-            bias = fc.bias.detach().float().cpu().numpy()
+    # The same head whichever backend runs the tower (the ONNX session has no torch module to read).
+    bias = encoder.classifier_bias() if hasattr(encoder, "classifier_bias") else None
     b = np.zeros(weights.shape[0], np.float32) if bias is None else np.asarray(bias, dtype=np.float32)
     return weights, b
 
