@@ -15,6 +15,7 @@ import numpy as np
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from common import mean_std  # noqa: E402
+from naming import naming_section  # noqa: E402
 from offline_defaults import choose_defaults  # noqa: E402
 from speed import results_section as speed_section  # noqa: E402
 
@@ -263,19 +264,20 @@ def asd_budget_section(records: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def metaexpert_section(records: list[dict]) -> list[str]:
+def metaexpert_section(records: list[dict], title: str = "", groups: str = "2/2/6", note: str = "") -> list[str]:
     if not records:
         return []
     r0 = records[0]
     lines = [
-        "## Long-tailed SSL under distribution mismatch (`benchmarks/metaexpert.py`)",
+        title or "## Long-tailed SSL under distribution mismatch (`benchmarks/metaexpert.py`)",
         "",
+        *([note, ""] if note else []),
         f"Fashion-MNIST-LT: N1 {r0['n1']}, M1 {r0['m1']}, gamma_l {r0['gamma_l']:g}, seeded random tail order; "
         f"{r0['network']} network, {r0['steps']} steps, batch {r0['batch_size']} labelled + "
         f"{r0['batch_size'] * r0['mu']} unlabelled, one thread per run (two runs at a time on 2 cores). "
         "Scored on the balanced 10k test split. **ACC** = final EMA model; **best** = highest EMA accuracy "
         "among the 10 evaluations during training (optimistic: chosen on the test split). Head/medium/tail "
-        "= classes ranked by labelled frequency (3/3/4). FixMatch-LA and CPE use the published tau = 2 "
+        f"= classes ranked by labelled frequency ({groups}). FixMatch-LA and CPE use the published tau = 2 "
         "(CPE predicts with its tau = 2 expert); `fixmatch-la-tau1` is an ablation with Menon et al.'s tau = 1.",
         "",
     ]
@@ -427,6 +429,104 @@ def fixmatch_section(records: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def metaexpert_before_after(after: list[dict], before: list[dict]) -> list[str]:
+    """Mean final ACC per mode and method: issue-5 code against issue-17 code, on common seeds too."""
+    if not after or not before:
+        return []
+    lines = [
+        "### Before / after issue 17 (the released code's defaults)",
+        "",
+        "ACC = final EMA top-1. *Before*: the issue-5 implementation (cosine lr, EMA warm-up, 3/3/4 "
+        "groups, assignment losses only). *After*: constant lr, constant EMA 0.999, 2/2/6 groups, "
+        "the four fused losses, BN on the feature map. Same protocol, same 500 steps; the seed columns "
+        "compare the seeds both runs have.",
+        "",
+        "| mode | method | before (all seeds) | after (all seeds) | seeds in common | before | after |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    modes = {100.0: "consistent", 1.0: "uniform", -100.0: "reversed"}
+    for gamma_u in (100.0, 1.0, -100.0):
+        for method in ("fixmatch", "fixmatch-la", "cpe", "metaexpert"):
+            b = [r for r in before if float(r["gamma_u"]) == gamma_u and r["method"] == method]
+            a = [r for r in after if float(r["gamma_u"]) == gamma_u and r["method"] == method]
+            if not a:
+                continue
+            common = sorted({r["seed"] for r in a} & {r["seed"] for r in b})
+            bc = [r["acc"] for r in b if r["seed"] in common]
+            ac = [r["acc"] for r in a if r["seed"] in common]
+            lines.append(
+                f"| {modes[gamma_u]} | {method} | {mean_std([r['acc'] for r in b])} ({len(b)}) | "
+                f"{mean_std([r['acc'] for r in a])} ({len(a)}) | {', '.join(map(str, common))} | "
+                f"{np.mean(bc):.3f} | {np.mean(ac):.3f} |"
+            )
+    lines.append("")
+    return lines
+
+
+def language_before_after(after: list[dict], before: list[dict]) -> list[str]:
+    """TAC and SCAN before and after issue 17 (reference defaults), per dataset."""
+    methods = ("tac-notrain", "tac", "scan")
+    if not before or not any(r["method"] in methods for r in after):
+        return []
+    lines = [
+        "### TAC and SCAN before / after issue 17 (`benchmarks/language.py`)",
+        "",
+        "*Before*: two cross-neighbour consistency terms, k' = N/300, 5 k-means restarts, joint BatchNorm "
+        "passes, SCAN with 5 heads / lr 1e-3. *After*: TAC's and SCAN's public-code defaults "
+        "(docs/reference_notes.md). Noun templates as recorded (`single` in both unless stated).",
+        "",
+        "| dataset | method | seeds before | ACC before | seeds after | ACC after | NMI before → after "
+        "| noun templates after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in after):
+        for method in methods:
+            b = [r for r in before if r["dataset"] == dataset and r["method"] == method]
+            a = [r for r in after if r["dataset"] == dataset and r["method"] == method]
+            if not a or not b:
+                continue
+            templates = ", ".join(sorted({str(r.get("noun_templates", "single")) for r in a}))
+            lines.append(
+                f"| {dataset} | {method} | {len(b)} | {mean_std([r['acc'] for r in b])} | {len(a)} | "
+                f"{mean_std([r['acc'] for r in a])} | {np.mean([r['nmi'] for r in b]):.3f} → "
+                f"{np.mean([r['nmi'] for r in a]):.3f} | {templates} |"
+            )
+    lines.append("")
+    return lines
+
+
+def tac_reference_section(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    r0 = records[0]
+    lines = [
+        "## TAC: public code against semclust (`benchmarks/tac_reference.py`)",
+        "",
+        "TAC's public code (XLearning-SCU/2024-ICML-TAC, patched in a scratch copy only to run on CPU "
+        "without CLIP/timm/torchvision/munkres) and semclust's TAC on the same inputs: the "
+        f"`{r0['encoder']}` encoder's joint embeddings for both the image and the text side, the same "
+        f"noun embeddings (`{r0['noun_templates']}` templates) and the same k'. Target: mean ACC within 1.5 points.",
+        "",
+        "| dataset | k' | method | seeds | ACC | NMI | ARI | ACC gap to public (points) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        rows_d = [r for r in records if r["dataset"] == dataset]
+        means = {m: np.mean([r["acc"] for r in rows_d if r["method"] == m]) for m in {r["method"] for r in rows_d}}
+        for method in ("tac-notrain-public", "tac-notrain", "tac-public", "tac"):
+            rows = [r for r in rows_d if r["method"] == method]
+            if not rows:
+                continue
+            public = method if method.endswith("-public") else f"{method}-public"
+            gap = ""
+            if not method.endswith("-public") and public in means:
+                gap = f"{100 * (means[method] - means[public]):+.1f}"
+            cells = " | ".join(mean_std([r[m] for r in rows]) for m in ("acc", "nmi", "ari"))
+            lines.append(f"| {dataset} | {rows[0]['k_prime']} | {method} | {len(rows)} | {cells} | {gap} |")
+    lines.append("")
+    return lines
+
+
 def main() -> None:
     lines = [
         "# Benchmark results",
@@ -437,14 +537,24 @@ def main() -> None:
     ]
     lines += foundation_section(load("foundation"))
     lines += language_section(load("language"))
+    lines += language_before_after(load("language"), load("language_before_issue17"))
+    lines += tac_reference_section(load("tac_reference"))
     lines += asd_section(load("asd"))
     lines += asd_budget_section(load("asd_budget"))
     lines += fixmatch_section(load("fixmatch"))
     lines += metaexpert_section(load("metaexpert"))
+    lines += metaexpert_before_after(load("metaexpert"), load("metaexpert_before_issue17"))
+    lines += metaexpert_section(
+        load("metaexpert_before_issue17"),
+        title="### Before issue 17: the issue-5 implementation",
+        groups="3/3/4",
+        note="Cosine lr, EMA warm-up, assignment losses only, BatchNorm1d group BNs (kept for comparison).",
+    )
     lines += bridge_section(load("bridge"))
     lines += defaults_section(load("offline_defaults"))
     lines += scale_section(load("scale"))
     lines += speed_section(load("speed"))
+    lines += naming_section(load("naming") + load("paired_bridge"))
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print(f"wrote {HERE / 'RESULTS.md'}")
 

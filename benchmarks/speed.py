@@ -174,6 +174,38 @@ def time_image_paths(source: Any, size: int, threads: int, repeat: int) -> dict[
     return timings
 
 
+def batch_size_records(n: int, size: int, threads: int, batch_sizes: list[int], repeat: int) -> list[dict[str, Any]]:
+    """The bare ONNX Runtime session at several batch sizes (what the default batch size rests on)."""
+    from semclust.data.fashion_mnist import FashionMNISTSource
+    from semclust.encoders.offline import OfflineEncoder
+
+    source = FashionMNISTSource("test")
+    encoder = OfflineEncoder(image_size=size, backend="onnx", threads=threads)
+    pixels = encoder.prepare_images([source.load(i) for i in range(n)])
+    tower = encoder.visual_tower
+    timings: dict[int, list[float]] = {bs: [] for bs in batch_sizes}
+    for _ in range(repeat):
+        for bs in batch_sizes:
+            timings[bs].append(best_of(lambda: [tower.run(pixels[i : i + bs]) for i in range(0, n, bs)], 1))  # noqa: B023
+    records = []
+    for bs, values in timings.items():
+        records.append(
+            {
+                "method": f"ort-session-batch-{bs}",
+                "dataset": f"{DATASET}-{n}",
+                "seed": 0,
+                "n": n,
+                "batch_size": bs,
+                "image_size": size,
+                "threads": threads,
+                "images_per_s": round(n / min(values), 1),
+                "wall_s": round(min(values), 3),
+            }
+        )
+    print("batch sizes:", {r["batch_size"]: r["images_per_s"] for r in records})
+    return records
+
+
 def legacy_encode(tower: Any, texts: list[str], batch_size: int = 256) -> np.ndarray:
     """The text tower as it was: batches of 256 ordered by character length, padded per batch."""
     out = np.zeros((len(texts), tower.dim), dtype=np.float32)
@@ -280,7 +312,7 @@ def results_section(records: list[dict[str, Any]]) -> list[str]:
         "| method | image size | threads | images/s | vs ORT | vs eager | vs limit |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in (r for r in records if "image_size" in r):
+    for r in (r for r in records if "image_size" in r and "batch_size" not in r):
         if r["method"] == "compute-limit":
             lines.append(
                 f"| compute limit ({r['gflop_per_image']} GFLOP/image, {r['matmul_gflop_per_s']} GFLOP/s) "
@@ -291,6 +323,14 @@ def results_section(records: list[dict[str, Any]]) -> list[str]:
                 f"| {r['method']} | {r['image_size']} | {r['threads']} | {r['images_per_s']:.0f} | "
                 f"{r['vs_ort_session']:.2f} | {r['vs_torch_eager']:.2f} | {r['vs_compute_limit']:.2f} |"
             )
+    sweep = [r for r in records if "batch_size" in r]
+    if sweep:
+        lines += [
+            "",
+            f"Bare ONNX Runtime session by batch size ({sweep[0]['image_size']} px, {sweep[0]['threads']} threads): "
+            + ", ".join(f"{r['batch_size']}: {r['images_per_s']:.0f} images/s" for r in sweep)
+            + ".",
+        ]
     texts = [r for r in records if "texts_per_s" in r]
     if texts:
         lines += ["", "| text tower | threads | texts/s | vs legacy |", "|---|---|---|---|"]
@@ -325,6 +365,7 @@ def main() -> None:
             os.environ["SEMCLUST_CACHE"] = cache  # exports and class texts of this run only
             records += image_records(args.n, args.sizes, args.threads, args.repeat)
             records += text_records(args.texts, args.threads, args.repeat)
+            records += batch_size_records(args.n, args.sizes[0], max(args.threads), [16, 32, 64, 128, 256], args.repeat)
     if args.demo or args.demo_only:
         records.append(demo_record())
         print("cold demo:", records[-1])

@@ -6,13 +6,15 @@ cd "$(dirname "$0")/.."
 need_apt=()
 [ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)
 [ -f /usr/share/wordnet/data.noun ] || need_apt+=(wordnet-base)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)
+[ -f /usr/share/unicode/emoji/emoji-test.txt ] || need_apt+=(unicode-data)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${need_apt[*]}"
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null
   else
-    echo "warning: ${need_apt[*]} missing and apt-get not usable here; Fashion-MNIST/WordNet features need them" >&2
+    echo "warning: ${need_apt[*]} missing and apt-get not usable here; Fashion-MNIST/WordNet/emoji features need them" >&2
   fi
 fi
 

@@ -143,8 +143,10 @@ def feature_set_from_store(
     With ``source`` (the source the store was built from), ``images`` lazily returns its uint8
     images aligned with the store's ids (folders resized to 32 px), for methods such as asd.
 
-    ``vocabulary`` is a file with one noun per line; by default WordNet's nouns. Their text
-    embeddings are cached under ``$SEMCLUST_CACHE/texts`` per encoder and templates; the time
+    ``vocabulary`` is a file with one noun per line, ``wordnet-all`` (every WordNet noun
+    synset) or ``wordnet-concrete`` (the default: artifacts, animals, plants, foods, natural
+    objects, body parts, substances, people). Their text embeddings are cached under
+    ``$SEMCLUST_CACHE/texts`` per encoder and templates. The time
     they took goes into ``timings["nouns"]`` when a ``timings`` dict is given.
     """
     lazy: dict[str, Any] = {}
@@ -158,23 +160,48 @@ def feature_set_from_store(
     def encode_texts(texts: Sequence[str]) -> np.ndarray:
         return encoder().encode_texts(list(texts))
 
+    def vocab() -> Any:
+        if "vocab" not in lazy:
+            from semclust.vocab.nouns import load_vocabulary
+
+            lazy["vocab"] = load_vocabulary(vocabulary)
+        return lazy["vocab"]
+
+    def noun_synset_ids() -> list[str]:
+        return list(vocab().synset_ids)
+
+    def class_probabilities() -> np.ndarray:
+        if "probabilities" not in lazy:
+            from semclust.naming.evidence import class_probabilities as from_visual
+            from semclust.naming.evidence import classifier_head, softmax_logits
+
+            if "logits" in store.views:
+                lazy["probabilities"] = softmax_logits(store.load("logits"))
+            else:
+                head = classifier_head(encoder())
+                assert head is not None
+                lazy["probabilities"] = from_visual(store.load("visual"), *head)
+        return lazy["probabilities"]
+
+    # Only the offline encoder's visual view ends in an ImageNet classifier (synsets = classes).
+    has_classifier = store.encoder_config.get("name") == "offline" and "visual" in store.views
+
     def nouns() -> tuple[list[str], np.ndarray]:
         if "nouns" not in lazy:
-            from semclust.vocab.nouns import load_vocabulary_file, wordnet_nouns
             from semclust.vocab.templates import get_templates
             from semclust.vocab.text_cache import embed_texts_cached
 
             started = time.perf_counter()
-            vocab = load_vocabulary_file(vocabulary) if vocabulary else wordnet_nouns()
-            on_progress = progress("embedding noun vocabulary", len(set(vocab.names))) if progress else None
+            vocab_ = vocab()
+            on_progress = progress("embedding noun vocabulary", len(set(vocab_.names))) if progress else None
             embeddings = embed_texts_cached(
                 encoder(),
-                vocab.names,
+                vocab_.names,
                 get_templates(noun_templates),
                 default_cache_dir() / "texts",
                 progress=on_progress,
             )
-            lazy["nouns"] = (list(vocab.names), embeddings)
+            lazy["nouns"] = (list(vocab_.names), embeddings)
             if timings is not None:
                 timings["nouns"] = time.perf_counter() - started
         return lazy["nouns"]
@@ -196,6 +223,8 @@ def feature_set_from_store(
         encoder=encoder,
         progress=progress,
         images=images if source is not None else None,
+        noun_synset_ids=noun_synset_ids,
+        class_probabilities=class_probabilities if has_classifier else None,
     )
 
 
@@ -224,7 +253,7 @@ def cluster(
     data_root: str | None = None,
     method_options: dict[str, Any] | None = None,
     vocabulary: str | None = None,
-    noun_templates: str | Sequence[str] = "single",
+    noun_templates: str | Sequence[str] | None = None,
     name_clusters: bool = True,
     progress: ProgressFactory | None = None,
     resume: bool = False,
@@ -287,6 +316,8 @@ def cluster(
         first = f" (first: {skipped[0].item_id}: {skipped[0].reason})" if skipped else ""
         raise ValueError(f"no readable images in {source}: all {len(skipped)} files were skipped{first}")
 
+    if noun_templates is None:  # TAC embeds its nouns with its seven templates; the rest with one
+        noun_templates = "tac" if method in ("tac", "tac-notrain") else "single"
     t0 = time.perf_counter()
     features = feature_set_from_store(
         store,
@@ -336,7 +367,7 @@ def cluster(
         "encoder": store.encoder_config,
         "features": embed_info,
         "method_options": {**(method_options or {}), **result.info},
-        "vocabulary": vocabulary or ("wordnet-3.0-nouns" if name_clusters else None),
+        "vocabulary": vocabulary or ("wordnet-concrete" if name_clusters else None),
         "noun_templates": noun_templates,
         "n_items": len(ids),
         "n_skipped": len(store.skipped),
@@ -353,6 +384,9 @@ def cluster(
             cluster_names=result.cluster_names,
             metrics=metrics,
             run_record=record,
+            cluster_naming=(
+                [result.naming.summary(k) for k in range(result.n_clusters)] if result.naming is not None else None
+            ),
         )
         from semclust.outputs.model import METHOD_ESTIMATORS, MODEL_DIR, save_result
 

@@ -112,7 +112,7 @@ def test_data_root_argument_and_environment(tmp_path, monkeypatch):
 
 def test_list_datasets_reports_availability(tmp_path):
     rows = {row["name"]: row for row in list_datasets()}
-    assert set(rows) == {"fashion-mnist", "digits", "cifar10", "cifar100", "cifar20", "stl10", "svhn"}
+    assert set(rows) == {"fashion-mnist", "digits", "cifar10", "cifar100", "cifar20", "stl10", "svhn", "emoji"}
     assert rows["digits"]["available"] is True
     assert rows["cifar10"]["available"] is False
     assert rows["stl10"]["splits"] == ["test", "train", "unlabeled", "all"]

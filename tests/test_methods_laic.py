@@ -138,3 +138,26 @@ def test_prompt_centers_with_minilm() -> None:
     np.testing.assert_array_equal(again.centers_, model.centers_)
     with pytest.raises(ValueError):
         LAIC(n_clusters=3, centers="prompt").fit(x, nouns, words)
+
+
+def test_kmeans_iter_reaches_both_no_train_kmeans(data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import semclust.methods.laic as laic_module
+    import semclust.ops.tac_text as tac_text
+
+    seen: list[int] = []
+    real = laic_module.spherical_kmeans
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["max_iter"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(laic_module, "spherical_kmeans", recording)
+    monkeypatch.setattr(tac_text, "spherical_kmeans", recording)
+    LAICNoTrain(n_clusters=K, n_centers=8, n_init=2, kmeans_iter=7).fit(data["x"], data["nouns"])
+    assert seen == [7, 7]
+    seen.clear()
+    LAIC(n_clusters=K, n_centers=8, n_init=2, centers="free", epochs=1, kmeans_iter=11).fit(
+        data["x"], data["nouns"], noun_names=data["names"]
+    )
+    assert seen == [11, 11]
+    assert LAICNoTrain().kmeans_iter == 100

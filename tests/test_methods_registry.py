@@ -85,3 +85,54 @@ def test_invalid_training_parameters_are_named() -> None:
         run_method("laic", planted(), 3, centers="free", epochs=-1)
     with pytest.raises(ValueError, match="at least 2 class names"):
         run_method("zeroshot", planted(), None, class_names=["planted0"])
+
+
+def test_every_method_gets_scored_names_and_laic_its_center_nouns() -> None:
+    features = planted()
+    for method in ("kmeans", "laic"):
+        result = run_method(method, features, 3, random_state=0, **FAST.get(method, {}))
+        assert result.naming is not None and result.naming.source == "csls"
+        assert result.cluster_names == result.naming.as_lists()
+        summary = result.naming.summary(0)
+        assert len(summary["name_scores"]) == len(result.cluster_names[0]) and summary["weak"] in (True, False)
+        assert (result.naming.centers is not None) == (method == "laic")
+    assert result.naming.centers is not None
+    assert all(len(row) == 5 and all(isinstance(n.hub, bool) for n in row) for row in result.naming.centers)
+
+
+def test_classifier_route_names_from_imagenet_evidence_up_wordnet() -> None:
+    from semclust.encoders.imagenet import imagenet_synset_ids
+    from semclust.vocab.nouns import load_vocabulary
+    from semclust.vocab.wordnet import hypernym_distances, noun_synsets
+
+    ids = list(imagenet_synset_ids())
+    features = planted()
+    # cluster c's images: the classifier splits them between three related ImageNet classes
+    # (retrievers; jersey, sweatshirt, cardigan; orange, lemon, banana), none with half the mass
+    pairs = [
+        ("n02099601", "n02099712", "n02099849"),
+        ("n03595614", "n04370456", "n02963159"),
+        ("n07747607", "n07749582", "n07753592"),
+    ]
+    probs = np.full((120, 1000), 0.1 / 997, dtype=np.float32)
+    for c, classes in enumerate(pairs):
+        rows = features.labels == c
+        probs[np.ix_(rows, [ids.index(i) for i in classes])] = 0.3
+    features.class_probabilities = lambda: probs
+    vocab = load_vocabulary()
+    features.noun_synset_ids = lambda: list(vocab.synset_ids)
+    result = run_method("kmeans", features, 3, random_state=0)
+    assert result.naming is not None and result.naming.source == "classifier-wordnet"
+    synsets = noun_synsets()
+    concrete = set(vocab.synset_ids)
+    for k in range(3):
+        c = int(np.bincount(features.labels[result.labels == k]).argmax())
+        first = result.naming.names[k][0]
+        assert first.synset_id in concrete and not result.naming.weak(k)
+        # no single class (0.3 of 0.9) is near enough the best margin (rho = 0.5): the name is a
+        # synset above at least two of the three classes the cluster's evidence went to
+        # (sweater covers sweatshirt and cardigan, not the jersey), and above none of another cluster's
+        covers = [int(first.synset_id[1:]) in hypernym_distances(int(leaf[1:]), synsets) for leaf in pairs[c]]
+        assert sum(covers) >= 2
+        others = [leaf for j, p in enumerate(pairs) if j != c for leaf in p]
+        assert not any(int(first.synset_id[1:]) in hypernym_distances(int(leaf[1:]), synsets) for leaf in others)

@@ -32,8 +32,9 @@ def data() -> dict[str, Any]:
 
 
 def _model(**kw: Any) -> SCANClusterer:
-    # few rows, so fewer steps than a real fit: a larger lr and smaller batches compensate
-    params = dict(n_clusters=K, batch_size=64, lr=1e-2, epochs=30)
+    # few rows, so fewer steps than a real fit: a larger lr and smaller batches compensate;
+    # five heads so that head selection has something to choose
+    params = dict(n_clusters=K, batch_size=64, lr=1e-2, epochs=30, n_heads=5)
     params.update(kw)
     return SCANClusterer(**params)
 
@@ -74,7 +75,7 @@ def test_selected_head_is_argmin_of_recomputed_losses(
             p = torch.softmax(head(torch.from_numpy(data["x"])), dim=1).double().numpy()
         cons = np.mean([-np.log(max(p[i] @ p[j], 1e-8)) for i in range(len(p)) for j in nb[i]])
         pm = p.mean(axis=0)
-        recomputed.append(cons - 5.0 * float(-(pm * np.log(pm)).sum()))
+        recomputed.append(cons - 1.0 * float(-(pm * np.log(pm)).sum()))  # scan_evaluate: entropy weight 1
     np.testing.assert_allclose(fitted.head_losses_, recomputed, rtol=1e-5, atol=1e-5)
     # without self-labelling the kept head is the selected one, unchanged
     best = fitted.heads_[fitted.best_head_]
@@ -189,6 +190,7 @@ def test_bad_n_clusters(data: dict[str, Any], k: int, match: str) -> None:
         ({"self_label_threshold": 1.0}, "self_label_threshold"),
         ({"entropy_weight": -1.0}, "entropy_weight"),
         ({"n_heads": 0}, "n_heads"),
+        ({"weight_decay": -1.0}, "weight_decay"),
     ],
 )
 def test_bad_parameters(data: dict[str, Any], kw: dict[str, Any], match: str) -> None:
@@ -203,3 +205,31 @@ def test_predict_checks(fitted: SCANClusterer, data: dict[str, Any]) -> None:
         fitted.predict(data["x"][:, :5])
     clone_ = clone(fitted)
     assert clone_.get_params() == fitted.get_params() and not hasattr(clone_, "labels_")
+
+
+def test_defaults_are_scans_cifar10_configuration() -> None:
+    model = SCANClusterer()
+    assert (model.n_heads, model.lr, model.weight_decay, model.entropy_weight) == (1, 1e-4, 1e-4, 5.0)
+    assert (model.batch_size, model.epochs, model.n_neighbours, model.selection_entropy_weight) == (128, 50, 20, 1.0)
+
+
+def _training_batch_sizes(data: dict[str, Any], joint: bool) -> list[int]:
+    sizes: list[int] = []
+    original = torch.nn.Linear.forward
+
+    def recording(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            sizes.append(len(x))
+        return original(self, x)
+
+    torch.nn.Linear.forward = recording  # type: ignore[method-assign]
+    try:
+        _model(n_heads=1, epochs=1, batch_size=64, joint_batch_norm=joint).fit(data["x"])
+    finally:
+        torch.nn.Linear.forward = original  # type: ignore[method-assign]
+    return sizes
+
+
+def test_anchor_and_neighbour_passes_are_separate_unless_joint(data: dict[str, Any]) -> None:
+    assert _training_batch_sizes(data, joint=False)[:2] == [64, 64]
+    assert _training_batch_sizes(data, joint=True)[:1] == [128]

@@ -70,7 +70,8 @@ def test_no_train_recovers_clusters_and_planted_nouns() -> None:
 def test_no_train_default_centers_and_errors() -> None:
     x, _, nouns, _ = synthetic()
     model = TACNoTrain(n_clusters=K).fit(x, nouns)
-    assert model.n_centers_ == 2 and model.cluster_names_ is None  # 240 / 300 -> at least 2
+    # 240 / 300 rounds to 1 center, fewer than K = 4 clusters: TAC's 3K rule gives 12
+    assert model.n_centers_ == 3 * K and model.cluster_names_ is None
     with pytest.raises(NotFittedError):
         TACNoTrain().predict(x)
     with pytest.raises(ValueError, match="noun_embeddings"):
@@ -106,9 +107,13 @@ def test_loss_matches_loop_computation() -> None:
         *(torch.tensor(a) for a in (pi, pt, pin, ptn)), tau=tau, entropy_weight=w
     )
     distill = loop_cluster_infonce(pt, pin, tau) + loop_cluster_infonce(pi, ptn, tau)
-    cons = -np.mean([np.log(pt[i] @ pin[i]) for i in range(5)]) - np.mean(
+    # TAC's consistency: one term, the text and image heads on the same sample
+    cons = -np.mean([np.log(pt[i] @ pi[i]) for i in range(5)])
+    _, cross = tac_loss(*(torch.tensor(a) for a in (pi, pt, pin, ptn)), tau=tau, consistency="cross")
+    cross_cons = -np.mean([np.log(pt[i] @ pin[i]) for i in range(5)]) - np.mean(
         [np.log(pi[i] @ ptn[i]) for i in range(5)]
     )
+    assert cross["consistency"] == pytest.approx(cross_cons, rel=1e-6)
 
     def h(p):
         m = p.mean(axis=0)
@@ -129,6 +134,45 @@ def test_head_shape() -> None:
     out = head(torch.randn(4, 6))
     assert out.shape == (4, 3)
     torch.testing.assert_close(out.sum(dim=1), torch.ones(4))
+
+
+def test_head_init_is_truncated_normal_with_std_002() -> None:
+    torch.manual_seed(0)
+    head = make_head(400, 300, 200)
+    for layer in (head[0], head[3]):
+        w = layer.weight.detach()
+        assert float(w.std()) == pytest.approx(0.02, rel=0.05) and float(w.abs().max()) < 0.2
+    torch.manual_seed(0)
+    default = make_head(400, 300, 200, init="default")[0].weight.detach()
+    assert float(default.abs().max()) <= 1 / 400**0.5 + 1e-6  # PyTorch's uniform(+-1/sqrt(fan_in))
+
+
+def test_training_batches_are_full_and_anchor_and_neighbour_passes_separate() -> None:
+    x, _, nouns, _ = synthetic()  # 240 images
+    sizes: list[int] = []
+
+    def fit(**options: object) -> list[int]:
+        sizes.clear()
+        model = small_tac(epochs=1, batch_size=100, **options)
+        original = make_head
+
+        def recording_head(*args: object, **kwargs: object) -> torch.nn.Sequential:
+            head = original(*args, **kwargs)  # type: ignore[arg-type]
+            head.register_forward_hook(lambda m, inp, out: sizes.append(len(inp[0])) if m.training else None)
+            return head
+
+        import semclust.methods.tac as tac_module
+
+        tac_module.make_head, saved = recording_head, tac_module.make_head
+        try:
+            model.fit(x, nouns)
+        finally:
+            tac_module.make_head = saved
+        return list(sizes)
+
+    # drop_last: 240 = 2 full batches of 100; separate passes: anchors and neighbours, per head
+    assert fit() == [100] * 8
+    assert fit(drop_last=False, joint_batch_norm=True) == [200, 200, 200, 200, 80, 80]
 
 
 def test_tac_trains_deterministically_and_clusters() -> None:

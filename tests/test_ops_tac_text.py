@@ -33,6 +33,13 @@ def test_default_n_centers() -> None:
     assert default_n_centers(13_000) == 43  # ImageNet-10
     assert default_n_centers(750) == 3  # half rounds up
     assert default_n_centers(10) == 2
+    # with K: TAC's k' of filter_nouns.py for CIFAR-10/20, STL-10, ImageNet-10, ImageNet-Dogs,
+    # DTD, UCF-101 and ImageNet (3K where N / 300 falls below K)
+    sizes = [(50_000, 10), (50_000, 20), (5_000, 10), (13_000, 10), (19_500, 15), (5_640, 47), (9_537, 101),
+             (1_281_167, 1000)]  # fmt: skip
+    assert [default_n_centers(n, k) for n, k in sizes] == [167, 167, 17, 43, 65, 141, 303, 4271]
+    assert default_n_centers(1_797, 10) == 30  # digits: 6 centers would be fewer than K
+    assert default_n_centers(20, 10) == 20  # never more centers than images
     with pytest.raises(ValueError):
         default_n_centers(1)
 

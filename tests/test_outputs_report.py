@@ -113,8 +113,14 @@ def test_report_sections_sizes_names_and_thumbnails(run_dir: Path) -> None:
     assert [s["id"] for s in page.sections] == [f"cluster-{c['id']}" for c in clusters]
     assert [s["size"] for s in page.sections] == [c["size"] for c in clusters]
     assert [int(s["shown"]) for s in page.sections] == [c["size"] for c in clusters]
-    # names shown as given (parsed text == raw names), markup never became tags
-    assert [s["names"] for s in page.sections] == [", ".join(c["names"]) for c in clusters]
+    # names shown as given (parsed text == raw names) with their scores, a weak cluster marked
+    # as such; markup never became tags
+    def shown(c: dict) -> str:
+        text = ", ".join(f"{n} {s:.2f}" for n, s in zip(c["names"], c["name_scores"]))
+        return f"weak: {c['names'][0]}? ({text})" if c["weak"] else text
+
+    assert all(len(c["name_scores"]) == len(c["names"]) for c in clusters)
+    assert [s["names"] for s in page.sections] == [shown(c) for c in clusters]
     assert "i" not in page.tags and "b" not in page.tags and "script" not in page.tags
     raw = path.read_text(encoding="utf-8")
     assert "&lt;b&gt;bold&lt;/b&gt;.png" in raw and "<b>" not in raw

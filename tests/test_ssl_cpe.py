@@ -94,3 +94,26 @@ def test_cpe_shapes_loss_and_gradients():
     )
     assert metrics["expert1_acc"] == pytest.approx(2 / 3) and metrics["expert3_acc"] == pytest.approx(2 / 3)
     assert metrics["head_acc"] == 1.0 and metrics["expert1_tail_acc"] == 0.0
+
+
+def test_group_bns_normalise_the_feature_map_before_pooling_unless_vector():
+    torch.manual_seed(0)
+    x = torch.randn(5, 1, 8, 8)
+    for mode in ("map", "vector"):
+        algo = get_algorithm("cpe")(SmallCNN(4, 1, width=4), 4, group_bn=mode)
+        net = algo.model
+        out = net.heads(x)
+        feats = net.backbone.forward_features(x)
+        h = feats["feature_map"]  # [B, D, H, W]
+        for b in range(3):
+            bn = net.group_bns[b]
+            if mode == "map":  # statistics over batch and positions, then pooling
+                mean, var = h.mean(dim=(0, 2, 3)), h.var(dim=(0, 2, 3), unbiased=False)
+                normed = (h - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + bn.eps)
+                branch = normed.mean(dim=(2, 3))
+            else:  # statistics of the pooled vector over the batch
+                f = feats["features"]
+                branch = (f - f.mean(0)) / torch.sqrt(f.var(0, unbiased=False) + bn.eps)
+            for k in range(3):
+                expected = branch @ net.experts[k].weight.T + net.experts[k].bias
+                assert torch.allclose(out["branch_logits"][:, k, b], expected, atol=1e-5)

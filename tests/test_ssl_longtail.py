@@ -11,6 +11,7 @@ from semclust.ssl.longtail import (
     class_groups,
     estimate_class_counts,
     group_accuracies,
+    group_sizes,
     log_prior,
     longtail_counts,
     make_longtail_split,
@@ -69,17 +70,29 @@ def test_uniform_and_reversed_unlabelled_modes():
 
 
 def test_groups_come_from_frequencies_not_indices():
-    counts = [5, 50, 9, 30, 1, 12, 40, 2, 20, 3]  # ranks: 1, 6, 3 | 8, 5, 2 | 0, 9, 7, 4
-    g = class_groups(counts)
+    counts = [5, 50, 9, 30, 1, 12, 40, 2, 20, 3]  # ranks: 1, 6 | 3, 8 | 5, 2, 0, 9, 7, 4
+    g = class_groups(counts)  # the reference's cut points 2 and 4: 2/2/6
+    assert np.flatnonzero(g == 0).tolist() == [1, 6]
+    assert np.flatnonzero(g == 1).tolist() == [3, 8]
+    assert np.flatnonzero(g == 2).tolist() == [0, 2, 4, 5, 7, 9]
+    g = class_groups(counts, split="thirds")  # ranks: 1, 6, 3 | 8, 5, 2 | 0, 9, 7, 4
     assert np.flatnonzero(g == 0).tolist() == [1, 3, 6]
     assert np.flatnonzero(g == 1).tolist() == [2, 5, 8]
     assert np.flatnonzero(g == 2).tolist() == [0, 4, 7, 9]
     y = _pool()
     s = make_longtail_split(y, 30, 20, 10, 10, seed=3)
     est = estimate_class_counts(y[s.labelled], 10)
-    assert sorted(np.flatnonzero(class_groups(est) == 0)) == sorted(s.class_order[:3])
-    assert sorted(np.flatnonzero(s.groups == 2)) == sorted(s.class_order[6:])
+    assert sorted(np.flatnonzero(class_groups(est) == 0)) == sorted(s.class_order[:2])
+    assert sorted(np.flatnonzero(s.groups == 2)) == sorted(s.class_order[4:])
     np.testing.assert_allclose(np.exp(log_prior([1, 3])), [0.25, 0.75])
+
+
+def test_group_sizes_reference_and_thirds():
+    assert [group_sizes(c) for c in (2, 3, 5, 10, 20, 100)] == [
+        (1, 0, 1), (1, 1, 1), (1, 1, 3), (2, 2, 6), (4, 4, 12), (20, 20, 60)]  # fmt: skip
+    assert [group_sizes(c, "thirds") for c in (2, 3, 10)] == [(1, 0, 1), (1, 1, 1), (3, 3, 4)]
+    with pytest.raises(ValueError, match="unknown group split"):
+        group_sizes(10, "halves")
 
 
 def test_group_accuracies_by_hand():

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from semclust.ssl.nets import SmallCNN, WideResNet, build_network
@@ -48,9 +49,11 @@ def test_wrn_28_2_parameter_count_and_hyperparameters():
     net = build_network("wrn-28-2", 10, 3)
     n = sum(p.numel() for p in net.parameters())
     assert n == pytest.approx(1.47e6, rel=0.01)
-    assert n == 1_467_610  # same as the USB / FixMatch-PyTorch WRN-28-2
+    # USB's wrn.py: 1,467,610 weights + the 16 biases of its first conv (FixMatch-PyTorch has none)
+    assert n == 1_467_610 + 16
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     assert bns and all(m.momentum == pytest.approx(0.001) for m in bns)
+    assert net.bn_final.eps == pytest.approx(1e-3)  # USB's final BN; the block BNs keep 1e-5
     assert net.slope == pytest.approx(0.1)
     assert isinstance(net.classifier, nn.Linear) and net.classifier.in_features == 128
 
@@ -81,3 +84,20 @@ def test_build_network_names():
         build_network("resnet50", 10, 3)
     with pytest.raises(ValueError):
         WideResNet(10, depth=27)
+
+
+def test_wrn_own_tap_bns_normalise_each_stage_output_separately():
+    torch.manual_seed(0)
+    net = WideResNet(4, depth=10, widen_factor=1, in_channels=3)
+    x = torch.randn(3, 3, 8, 8)
+    shared = net.forward_features(x)
+    net.enable_own_tap_bns()
+    assert net.tap_bns is not None and [bn.eps for bn in net.tap_bns] == [1e-3] * 4
+    own = net.forward_features(x)
+    # the classifier path (features, logits) is unchanged; taps come from the new BNs
+    assert torch.allclose(own["features"], shared["features"]) and torch.allclose(own["logits"], shared["logits"])
+    h = net.conv1(x)
+    expected = F.leaky_relu(net.tap_bns[0](h), 0.1).mean(dim=(2, 3))
+    assert torch.allclose(own["taps"][0], expected)
+    assert own["feature_map"].shape[:2] == (3, 64)
+    assert torch.allclose(own["feature_map"].mean(dim=(2, 3)), own["features"])

@@ -82,7 +82,8 @@ def test_ema_update_formula_and_buffers():
     for name, p in model.named_parameters():
         assert torch.allclose(dict(ema.model.named_parameters())[name], 0.9 * before[name] + 0.1 * p)
     assert torch.equal(ema.model.bn.running_mean, model.bn.running_mean)
-    warm = EMA(model, 0.999)
+    assert EMA(model, 0.999).decay_at(0) == 0.999  # the reference's constant decay by default
+    warm = EMA(model, 0.999, warmup=True)
     assert warm.decay_at(0) == pytest.approx(0.1) and warm.decay_at(10**6) == 0.999
 
 

@@ -51,3 +51,57 @@ def test_user_vocabulary_errors_name_the_file(tmp_path: Path) -> None:
 def test_vocabulary_lengths_must_match() -> None:
     with pytest.raises(ValueError, match="same length"):
         NounVocabulary(names=["a", "b"], synset_ids=["n00000001"])
+
+
+def test_concrete_subset_of_a_small_database(tmp_path: Path) -> None:
+    (tmp_path / "data.noun").write_text(LINES)
+    vocab = wordnet_nouns(tmp_path, subset="concrete")
+    # dog (05 noun.animal), big (06 noun.artifact), bank (17 noun.object); not 03 Tops, 14 group
+    assert vocab.synset_ids == ["n02084071", "n03000000", "n09213565"]
+    with pytest.raises(ValueError, match="subset"):
+        wordnet_nouns(tmp_path, subset="abstract")
+
+
+def _lexnames_from_the_man_page() -> dict[int, str]:
+    """lexnames(5) as Debian's wordnet-base ships it: 'NN<TAB>noun.x<TAB>description' rows."""
+    import gzip
+    import re
+
+    page = Path("/usr/share/man/man5/lexnames.5WN.gz")
+    if not page.is_file():
+        pytest.skip("lexnames(5) man page not installed")
+    rows = re.findall(r"^(\d\d)\t(noun\.\w+)", gzip.open(page, "rt").read(), flags=re.M)
+    return {int(number): name for number, name in rows}
+
+
+def test_concrete_filter_matches_wordnet_lexnames() -> None:
+    from semclust.vocab.wordnet import CONCRETE_LEXNAMES, NOUN_LEXNAMES
+
+    lexnames = _lexnames_from_the_man_page()
+    assert lexnames == NOUN_LEXNAMES
+    concrete_numbers = {n for n, name in lexnames.items() if name in CONCRETE_LEXNAMES}
+    assert len(concrete_numbers) == 8
+    # an independent pass over data.noun: the lexicographer file is the line's second field
+    expected = []
+    with open("/usr/share/wordnet/data.noun", encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.startswith("  ") and int(line.split()[1]) in concrete_numbers:
+                expected.append("n" + line.split()[0])
+    vocab = wordnet_nouns(subset="concrete")
+    assert vocab.synset_ids == sorted(expected)
+    assert len(vocab) == 47330  # of WordNet 3.0's 82,115 noun synsets
+    ids = set(vocab.synset_ids)
+    assert "n02084071" in ids  # dog, noun.animal
+    assert "n14304060" not in ids and "n14304060" in set(wordnet_nouns().synset_ids)  # syndrome, noun.state
+
+
+def test_load_vocabulary_names(tmp_path: Path) -> None:
+    from semclust.vocab.nouns import load_vocabulary
+
+    assert len(load_vocabulary()) == 47330
+    assert len(load_vocabulary("wordnet-all")) == 82115
+    path = tmp_path / "mine.txt"
+    path.write_text("cat\ndog\n")
+    assert load_vocabulary(path).names == ["cat", "dog"]
+    with pytest.raises(FileNotFoundError, match="wordnet-all"):
+        load_vocabulary(tmp_path / "absent.txt")

@@ -137,8 +137,12 @@ def cluster_cmd(
     param: list[str] = typer.Option([], "--param", help="Method parameter KEY=VALUE (repeatable), e.g. epochs=5"),
     class_names: str | None = typer.Option(None, help="zeroshot class names, comma-separated"),
     templates: str | None = typer.Option(None, help="zeroshot prompt templates, '|'-separated, each with {}"),
-    vocabulary: str | None = typer.Option(None, help="Noun file (one per line) for naming; default WordNet"),
-    noun_templates: str = typer.Option("single", help="Noun prompt templates: single ('a photo of a {}.') or tac (7)"),
+    vocabulary: str | None = typer.Option(
+        None, help="Noun file (one per line) for naming, or wordnet-all; default wordnet-concrete"
+    ),
+    noun_templates: str | None = typer.Option(
+        None, help="Noun prompt templates: single ('a photo of a {}.') or tac (7) [default: tac for tac/tac-notrain]"
+    ),
     names: bool = typer.Option(True, "--names/--no-names", help="Name clusters by their nearest nouns"),
     report: bool = typer.Option(False, "--report", help="Also write RUN_DIR/report.html"),
     device: str = typer.Option("cpu", help="cpu, cuda, or auto"),
@@ -232,7 +236,18 @@ def _print_run(run) -> None:
     if run.metrics:
         m = run.metrics
         console.print(f"ACC {m['acc']:.4f}  NMI {m['nmi']:.4f}  ARI {m['ari']:.4f}  (n={m['n']})")
-    if run.result.cluster_names:
+    naming = getattr(run.result, "naming", None)
+    if naming is not None:
+        console.print(
+            f"names ({naming.source}; score = margin over the other clusters, weak below {naming.weak_below}):"
+        )
+        for k in range(run.result.n_clusters):
+            line = f"  cluster {k}: {naming.label(k)}"
+            if naming.centers is not None:
+                centre = [f"{n.name} (hub)" if n.hub else n.name for n in naming.centers[k][:3]]
+                line += f"  | center: {', '.join(centre)}"
+            console.print(line, highlight=False, markup=False)
+    elif run.result.cluster_names:
         for k, names in enumerate(run.result.cluster_names):
             console.print(f"  cluster {k}: {', '.join(names)}", highlight=False, markup=False)
     _report_skipped(run.skipped)

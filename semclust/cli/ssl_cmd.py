@@ -45,10 +45,18 @@ def fixmatch_cmd(
     network: str = typer.Option("cnn", help="cnn (small, fast) or wrn-28-2"),
     batch_size: int | None = typer.Option(None, help="Labelled images per step [default: digits 32, others 64]"),
     mu: int = typer.Option(7, help="Unlabelled images per labelled image in a step"),
-    lr: float = typer.Option(0.03, help="Initial learning rate (cosine decay)"),
+    lr: float = typer.Option(0.03, help="Initial learning rate"),
+    lr_schedule: str | None = typer.Option(
+        None, "--lr-schedule",
+        help="cosine (FixMatch's 7/16 decay) or constant [default: cosine; constant with --n1, as the released "
+        "long-tailed runs]",
+    ),  # fmt: skip
     threshold: float = typer.Option(0.95, help="Confidence threshold for pseudo-labels"),
     lambda_u: float = typer.Option(1.0, "--lambda-u", help="Weight of the unlabelled loss (0 = supervised only)"),
-    ema: float = typer.Option(0.999, help="EMA decay of the evaluated model"),
+    ema: float = typer.Option(0.999, help="EMA decay of the evaluated model (constant, as FixMatch/USB)"),
+    ema_warmup: bool = typer.Option(
+        False, "--ema-warmup", help="Our variant: decay min(ema, (1+k)/(10+k)) at step k instead of constant"
+    ),
     image_size: int | None = typer.Option(None, help="Resize images to this size [default: digits 16, others native]"),
     flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Horizontal flips [default: off for digits]"),
     eval_every: int | None = typer.Option(None, help="Evaluate every N steps [default: steps/10]"),
@@ -73,6 +81,7 @@ def fixmatch_cmd(
         if labels_per_class is not None:
             fail("pass either --labels-per-class or --n1 (a long-tailed split), not both")
         opts = {k: v for k, v in locals().items() if k in _LT_PARAMS}
+        opts["lr_schedule"] = lr_schedule or "constant"
         _run_lt("fixmatch", opts)
         return
     if labels_per_class is None:
@@ -126,7 +135,9 @@ def fixmatch_cmd(
             batch_size=batch_size,
             mu=mu,
             lr=lr,
+            lr_schedule=lr_schedule or "cosine",
             ema=ema,
+            ema_warmup=ema_warmup,
             eval_every=eval_every,
             checkpoint_every=checkpoint_every,
             out_dir=out_dir,
@@ -165,8 +176,10 @@ def fixmatch_cmd(
     record = {
         "method": "fixmatch",
         "dataset": name,
-        "acc": metrics["acc"],
+        "acc": metrics["top1"],
+        "acc_is": "top-1 accuracy of the final EMA model on the test split",
         "top1": metrics["top1"],
+        "acc_matched": metrics["acc_matched"],
         "nmi": metrics["nmi"],
         "ari": metrics["ari"],
         "n": metrics["n"],
@@ -198,9 +211,9 @@ def fixmatch_cmd(
         },
     )
     console.print(
-        f"fixmatch {name} {labels_per_class} labels/class, {total_steps} steps: test ACC {record['acc']:.4f} "
-        f"(top-1 {record['top1']:.4f}) NMI {record['nmi']:.4f} ARI {record['ari']:.4f} on {record['n']} images, "
-        f"{wall:.0f}s",
+        f"fixmatch {name} {labels_per_class} labels/class, {total_steps} steps: test top-1 acc {record['acc']:.4f} "
+        f"(matched {record['acc_matched']:.4f}) NMI {record['nmi']:.4f} ARI {record['ari']:.4f} "
+        f"on {record['n']} images, {wall:.0f}s",
         highlight=False,
         markup=False,
     )
@@ -223,19 +236,32 @@ def _lt_template(
     network: str = typer.Option("cnn", help="cnn (small, fast) or wrn-28-2"),
     batch_size: int | None = typer.Option(None, help="Labelled images per step [default: digits 32, others 64]"),
     mu: int = typer.Option(2, help="Unlabelled images per labelled image in a step (Meta-Expert uses 2)"),
-    lr: float = typer.Option(0.03, help="Initial learning rate (cosine decay)"),
+    lr: float = typer.Option(0.03, help="Learning rate"),
+    lr_schedule: str = typer.Option(
+        "constant", "--lr-schedule", help="constant (the released long-tailed runs) or cosine (FixMatch's decay)"
+    ),
     threshold: float = typer.Option(0.95, help="Confidence threshold for pseudo-labels"),
     lambda_u: float = typer.Option(1.0, "--lambda-u", help="Weight of the unlabelled losses"),
     tau: float = typer.Option(2.0, help="Logit-adjustment strength on the labelled loss (fixmatch-la)"),
     taus: str = typer.Option("0,2,4", help="Logit-adjustment taus of the three experts"),
     predict_expert: int = typer.Option(2, "--predict-expert", help="Expert (1-3) whose logits CPE predicts with"),
     fuse_warmup: int | None = typer.Option(
-        None, "--fuse-warmup", help="Step from which the assignment losses apply [default: 7.8% of steps]"
+        None, "--fuse-warmup", help="Step from which the fused and assignment losses apply [default: 7.8% of steps]"
     ),
     freeze_assignment: bool = typer.Option(
         False, "--freeze-assignment", help="Never train MFF/DEA (reproduces the released code, for comparison)"
     ),
-    ema: float = typer.Option(0.999, help="EMA decay of the evaluated model"),
+    fused_losses: bool = typer.Option(
+        True, "--fused-losses/--assignment-losses-only",
+        help="The released code's fused CE/consistency losses besides the assignment ones",
+    ),
+    group_split: str = typer.Option(
+        "reference", "--group-split", help="Head/medium/tail sizes: reference (2/2/6 of ten) or thirds (3/3/4)"
+    ),
+    ema: float = typer.Option(0.999, help="EMA decay of the evaluated model (constant, as FixMatch/USB)"),
+    ema_warmup: bool = typer.Option(
+        False, "--ema-warmup", help="Our variant: decay min(ema, (1+k)/(10+k)) at step k instead of constant"
+    ),
     image_size: int | None = typer.Option(None, help="Resize images to this size [default: digits 16, others native]"),
     flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Horizontal flips [default: off for digits]"),
     eval_every: int | None = typer.Option(None, help="Evaluate every N steps [default: steps/10]"),
@@ -259,15 +285,16 @@ def _lt_template(
 
 _LT_COMMON = (
     "dataset", "n1", "m1", "gamma_l", "gamma_u", "class_order", "steps", "network", "batch_size", "mu", "lr",
-    "threshold", "lambda_u", "ema", "image_size", "flip", "eval_every", "checkpoint_every", "seed", "device",
+    "lr_schedule", "threshold", "lambda_u", "ema", "ema_warmup", "image_size", "flip", "eval_every",
+    "checkpoint_every", "seed", "device",
     "amp", "data_root", "unlabelled_split", "max_unlabelled", "out", "resume", "force",
 )  # fmt: skip
 _LT_PARAMS = set(_LT_COMMON)
 _LT_EXTRA = {
     "fixmatch": (),
     "fixmatch-la": ("tau",),
-    "cpe": ("taus", "predict_expert"),
-    "metaexpert": ("taus", "fuse_warmup", "freeze_assignment"),
+    "cpe": ("taus", "predict_expert", "group_split"),
+    "metaexpert": ("taus", "fuse_warmup", "freeze_assignment", "fused_losses", "group_split"),
 }
 _LT_HELP = {
     "fixmatch-la": "FixMatch with logit adjustment (tau log prior on the labelled loss) on a long-tailed split.",
@@ -318,7 +345,7 @@ def _run_lt(method: str, o: dict[str, Any]) -> None:
             if o["predict_expert"] not in (1, 2, 3):
                 raise ValueError(f"--predict-expert must be 1, 2 or 3, got {o['predict_expert']}")
             extra["predict_expert"] = o["predict_expert"] - 1
-        for key in ("fuse_warmup", "freeze_assignment"):
+        for key in ("fuse_warmup", "freeze_assignment", "fused_losses", "group_split"):
             if key in o:
                 extra[key] = o[key]
         with progress_factory() as progress:

@@ -17,6 +17,7 @@ from semclust.data.cifar import (
     locate_cifar100,
 )
 from semclust.data.digits import DigitsSource
+from semclust.data.emoji import EMOJI_SPLITS, EmojiSource, locate_emoji
 from semclust.data.fashion_mnist import (
     DEFAULT_FASHION_MNIST_ROOT,
     FASHION_MNIST_SPLITS,
@@ -141,6 +142,16 @@ _DATASETS: dict[str, _Dataset] = {
             True,
             lambda root, split: SVHNSource(_required(root), split),
             lambda root: locate_svhn(_required(root)),
+        ),
+        _Dataset(
+            "emoji",
+            EMOJI_SPLITS,
+            "all",
+            "Noto Color Emoji rendered on white: 'all' = 1,870 emoji in 9 groups, "
+            "'food-animals' = 284 in 15 subgroups (Debian fonts-noto-color-emoji + unicode-data)",
+            False,
+            lambda root, split: EmojiSource(split),
+            lambda root: locate_emoji()[0].parent,
         ),
     ]
 }

@@ -65,11 +65,12 @@ class EfficientNetLiteTower(torch.nn.Module):
         return features.float().cpu().numpy(), logits.float().cpu().numpy()
 
 
-def classifier_weights(model: str = "lite0") -> np.ndarray:
-    """The ImageNet classifier's fc weight rows, float32[1000, 1280], read from the weight file."""
+def classifier_head(model: str = "lite0") -> tuple[np.ndarray, np.ndarray]:
+    """The ImageNet classifier's fc layer read from the weight file (whichever backend runs the
+    tower): weight rows float32[1000, 1280] and bias float32[1000]."""
     weights = efficientnet_lite0_weights() if model == "lite0" else efficientnet_lite2_weights()
     state = torch.load(weights, map_location="cpu", weights_only=True)
-    return state["_fc.weight"].float().numpy()
+    return state["_fc.weight"].float().numpy(), state["_fc.bias"].float().numpy()
 
 
 def onnx_identity(image_size: int, model: str) -> dict:

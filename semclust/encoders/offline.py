@@ -23,7 +23,7 @@ from PIL import Image
 
 from semclust.encoders.base import Encoder, l2_normalize, resolve_device
 from semclust.encoders.bridge import BRIDGE_KINDS, ConSEBridge, LinearBridge, MixBridge
-from semclust.encoders.efficientnet import VISUAL_MODELS, EfficientNetLiteTower, OnnxVisualTower, classifier_weights
+from semclust.encoders.efficientnet import VISUAL_MODELS, EfficientNetLiteTower, OnnxVisualTower, classifier_head
 from semclust.encoders.imagenet import imagenet_class_names, imagenet_synset_ids
 from semclust.encoders.minilm import MiniLMTextTower
 from semclust.encoders.preprocess import Preprocessing, images_to_array
@@ -135,7 +135,7 @@ class OfflineEncoder(Encoder):
         self._bridge: ConSEBridge | LinearBridge | MixBridge | None = None
         # class-text embeddings by (class_text, class_template); shared with with_bridge() copies
         self._class_text_cache: dict[tuple[str, str], np.ndarray] = {}
-        self._fc_weights: np.ndarray | None = None
+        self._fc_head: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def view_dims(self) -> dict[str, int]:
@@ -187,9 +187,15 @@ class OfflineEncoder(Encoder):
 
     def classifier_weights(self) -> np.ndarray:
         """The classifier's fc weight rows, float32[1000, 1280] (one per class, logit order)."""
-        if self._fc_weights is None:
-            self._fc_weights = classifier_weights(self.visual_model)
-        return self._fc_weights
+        if self._fc_head is None:
+            self._fc_head = classifier_head(self.visual_model)
+        return self._fc_head[0]
+
+    def classifier_bias(self) -> np.ndarray:
+        """The classifier's fc bias, float32[1000] (logit order)."""
+        if self._fc_head is None:
+            self._fc_head = classifier_head(self.visual_model)
+        return self._fc_head[1]
 
     @property
     def bridge(self) -> ConSEBridge | LinearBridge | MixBridge:
@@ -239,7 +245,7 @@ class OfflineEncoder(Encoder):
         # Load the towers here so the copy shares them instead of loading its own later.
         other._visual, other._text = self.visual_tower, self.text_tower
         other._class_text_cache = self._class_text_cache
-        other._fc_weights = self._fc_weights
+        other._fc_head = self._fc_head
         return other
 
     def prepare_images(self, images: Sequence[Image.Image]) -> np.ndarray:

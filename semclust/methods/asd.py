@@ -630,6 +630,9 @@ class ASD:
             batch_size=self.batch_size,
             mu=mu,
             lr=self.lr,
+            # ASD's FixMatch stages are a few hundred steps: a constant 0.999 EMA would still be
+            # mostly the initial weights, so they keep the warm-up variant.
+            ema_warmup=True,
             device=self.device,
             seed=seed,
             flip=bool(self.flip),

@@ -27,7 +27,12 @@ The paper gives no T, epochs, learning rate or loss weights. Defaults (interpret
   can be ~50x slower than one thread (measured: 1.3 s vs 0.02 s per MiniLM prompt step on 2
   busy cores), hence the default 1; ``None`` leaves torch's setting alone;
 - initial center names: the noun nearest to each initial cluster's joint-space centroid,
-  distinct across clusters (identical initial centers could never separate).
+  distinct across clusters (identical initial centers could never separate);
+- ``kmeans_iter=100`` iterations (faiss's default) with ``n_init=5`` restarts for both k-means
+  of the no-train stage (TAC's noun centers and the clustering of the relation rows). TAC's
+  own code runs 300 x 10 (:mod:`semclust.ops.tac_text`, TAC's default); LAIC gives no k-means
+  settings, and 300 iterations tripled the stage's time on Fashion-MNIST test
+  (benchmarks/speed.py) for centers that 100 iterations already reach.
 
 Under ``torchrun`` (``WORLD_SIZE > 1``) training runs with DistributedDataParallel (see
 :meth:`LAIC._train`): every rank draws the same global batches and keeps its part of each, the
@@ -64,6 +69,7 @@ from semclust.ops.relation import RelationMode, relation_matrix, relation_rows_n
 from semclust.ops.tac_text import default_n_centers, select_nouns
 
 _NAME_BLOCK = 256  # centers per block when ranking all nouns against them
+LAIC_KMEANS_ITER = 100
 
 
 def _check_nouns(noun_embeddings: ArrayLike | None, dim: int) -> np.ndarray:
@@ -150,6 +156,7 @@ class LAICNoTrain(BaseClusterer):
         n_centers: int | None = None,
         nouns_per_center: int = 5,
         n_init: int = 5,
+        kmeans_iter: int = LAIC_KMEANS_ITER,
         random_state: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
@@ -158,6 +165,7 @@ class LAICNoTrain(BaseClusterer):
         self.n_centers = n_centers
         self.nouns_per_center = nouns_per_center
         self.n_init = n_init
+        self.kmeans_iter = kmeans_iter
         self.random_state = random_state
 
     def fit(
@@ -178,6 +186,7 @@ class LAICNoTrain(BaseClusterer):
             per_center=self.nouns_per_center,
             random_state=self.random_state,
             n_init=self.n_init,
+            max_iter=self.kmeans_iter,
         )
         self.selected_nouns_ = selected
         self.selected_noun_embeddings_ = s[selected]
@@ -186,6 +195,7 @@ class LAICNoTrain(BaseClusterer):
             relation_rows_normalized(self.relation_),
             n_clusters,
             n_init=self.n_init,
+            max_iter=self.kmeans_iter,
             random_state=self.random_state,
         )
         self.labels_ = result.labels
@@ -282,6 +292,7 @@ class LAIC(BaseClusterer):
         lr: float = 1e-3,
         entropy_weight: float = 5.0,
         n_init: int = 5,
+        kmeans_iter: int = LAIC_KMEANS_ITER,
         name_from: str = "all",
         device: str = "cpu",
         torch_threads: int | None = 1,
@@ -305,6 +316,7 @@ class LAIC(BaseClusterer):
         self.entropy_weight = entropy_weight
         self.name_from = name_from
         self.n_init = n_init
+        self.kmeans_iter = kmeans_iter
         self.device = device
         self.torch_threads = torch_threads
         self.random_state = random_state
@@ -351,6 +363,7 @@ class LAIC(BaseClusterer):
             n_centers=self.n_centers,
             nouns_per_center=self.nouns_per_center,
             n_init=self.n_init,
+            kmeans_iter=self.kmeans_iter,
             random_state=self.random_state,
         ).fit(u, s)
         self.no_train_ = base

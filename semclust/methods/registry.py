@@ -15,10 +15,10 @@ import numpy as np
 
 from semclust.methods.kmeans import KMeansClusterer
 from semclust.methods.laic import LAIC, LAICNoTrain
-from semclust.methods.naming import name_clusters, text_space_centroids
 from semclust.methods.scan import SCANClusterer
 from semclust.methods.tac import TAC, TACNoTrain
 from semclust.methods.zeroshot import ZeroShotClusterer, build_class_embeddings
+from semclust.naming import ClusterNaming, name_clusters
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 # Methods that checkpoint their training (tac, laic, scan after every epoch; asd every
@@ -41,6 +41,10 @@ class FeatureSet:
     # uint8 images [n,H,W] or [n,H,W,3] aligned with the rows above, and their ids (methods that
     # train on pixels, e.g. asd); None when the source is not at hand (a feature-store directory).
     images: Callable[[], tuple[np.ndarray, list[str]]] | None = None
+    # The vocabulary's WordNet synset ids ("" for a user's nouns) and, for an encoder with an
+    # ImageNet classifier (offline), its class probabilities per row: what naming reads.
+    noun_synset_ids: Callable[[], list[str]] | None = None
+    class_probabilities: Callable[[], np.ndarray] | None = None
 
     def text_tower(self) -> Any:
         """The frozen text model that prompt learning runs through."""
@@ -78,6 +82,7 @@ class MethodResult:
     n_clusters: int
     cluster_names: list[list[str]] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    naming: ClusterNaming | None = None  # the names' scores, weak flags and (laic) center nouns
 
 
 def _kmeans(
@@ -338,13 +343,24 @@ def run_method(
             raise
         bad = str(err).split("argument")[-1].strip()
         raise ValueError(f"method {name} has no parameter {bad}") from None
-    if result.cluster_names is None and name_clusters_with_nouns and features.nouns is not None:
-        result.cluster_names = name_by_centroids(features, result.labels, result.n_clusters)
+    # zeroshot's clusters are the class names it was given; every other method is named here
+    if name != "zeroshot" and name_clusters_with_nouns and features.nouns is not None:
+        result.naming = name_result(features, result, centers=name == "laic")
+        result.cluster_names = result.naming.as_lists()
     return result
 
 
-def name_by_centroids(features: FeatureSet, labels: np.ndarray, n_clusters: int, top: int = 5) -> list[list[str]]:
-    """Each cluster's ``top`` nouns nearest to the mean of its members' joint embeddings."""
-    noun_names, noun_embeddings = features.noun_vocabulary()
-    centroids = text_space_centroids(features.joint, labels, n_clusters)
-    return name_clusters(centroids, noun_embeddings, noun_names, top=top)
+def name_result(features: FeatureSet, result: MethodResult, top: int = 5, centers: bool = False) -> ClusterNaming:
+    """Scored names for ``result``'s clusters (:func:`semclust.naming.name_clusters`); with
+    ``centers``, the estimator's text-space ``centers_`` get their nouns and hub flags too."""
+    text_centers = getattr(result.estimator, "centers_", None) if centers else None
+    return name_clusters(
+        result.labels,
+        result.n_clusters,
+        joint=features.joint,
+        class_probabilities=features.class_probabilities,
+        vocabulary_ids=features.noun_synset_ids() if features.noun_synset_ids is not None else None,
+        nouns=features.noun_vocabulary,
+        centers=None if text_centers is None else np.asarray(text_centers),
+        top=top,
+    )

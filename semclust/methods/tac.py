@@ -9,14 +9,20 @@ sharp softmax blend of the kept nouns.
 * :class:`TAC` trains an image head and a text head with cross-modal mutual distillation
   (:func:`tac_loss`) and clusters by the image head's argmax.
 
-Details marked *Interpretation* are not pinned down by the paper text summarised in
-RESEARCH.md and were chosen here.
+Defaults follow TAC's public code (XLearning-SCU/2024-ICML-TAC, see docs/reference_notes.md):
+one image-text consistency term per sample, k' = N/300 (3K when that is below K), k-means with
+300 iterations and 10 (noun centers) / 20 (no-train) restarts, Adam betas (0.9, 0.99),
+trunc-normal(0.02) head weights, full batches only, and separate forward passes for anchors
+and neighbours. Our earlier choices remain options (``consistency="cross"``,
+``joint_batch_norm=True``, ``drop_last=False``, ``head_init="default"``). Details marked
+*Interpretation* are not pinned down by the paper or the code and were chosen here.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -30,7 +36,10 @@ from semclust.ops.features import as_feature_matrix, check_positive_int, l2_norm
 from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
 from semclust.ops.knn import knn
 from semclust.ops.tac_text import (
+    CONCAT_KMEANS_RESTARTS,
     DEFAULT_TEMPERATURE,
+    KMEANS_ITER,
+    NOUN_KMEANS_RESTARTS,
     default_n_centers,
     select_nouns,
     text_counterparts,
@@ -78,21 +87,27 @@ def _image_side(x: np.ndarray, image_feats: ArrayLike | None, expected_dim: int 
 class _TextSide:
     """Shared noun selection / counterpart logic of both TAC variants."""
 
+    n_clusters: int
     n_centers: int | None
     nouns_per_center: int
     temperature: float
-    n_init: int
     random_state: int
 
+    def _noun_restarts(self) -> int:
+        raise NotImplementedError
+
     def _fit_text_side(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
-        n_centers = self.n_centers if self.n_centers is not None else default_n_centers(len(x))
+        if self.n_centers is not None:
+            n_centers = self.n_centers
+        else:
+            n_centers = default_n_centers(len(x), int(self.n_clusters))
         selected = select_nouns(
             x,
             s,
             n_centers,
             per_center=self.nouns_per_center,
             random_state=self.random_state,
-            n_init=self.n_init,
+            n_init=self._noun_restarts(),
         )
         self.n_centers_ = int(n_centers)
         self.selected_nouns_ = selected
@@ -128,8 +143,10 @@ class TACNoTrain(_TextSide, BaseClusterer):
     ``fit(X, noun_embeddings, noun_names=None)``: ``X`` float[n, d] image embeddings,
     ``noun_embeddings`` float[m, d] noun text embeddings in the same joint space. Each half
     of the concatenation is L2-normalised, as TAC does. ``n_centers`` is k' for noun
-    selection (``None``: :func:`default_n_centers`, about n / 300); ``nouns_per_center``
-    nouns are kept per center; ``temperature`` is the retrieval softmax temperature.
+    selection (``None``: :func:`default_n_centers`, about n / 300, 3K when that is below K);
+    ``nouns_per_center`` nouns are kept per center; ``temperature`` is the retrieval softmax
+    temperature. ``n_init`` restarts the final k-means (TAC: 20), ``noun_n_init`` the noun
+    centers' (TAC: 10); both run 300 iterations.
 
     Learned: ``labels_``, ``centers_`` (float32[K, 2d], unit-norm, in the concatenated
     space), ``selected_nouns_`` (indices into ``noun_embeddings``),
@@ -151,7 +168,8 @@ class TACNoTrain(_TextSide, BaseClusterer):
         n_centers: int | None = None,
         nouns_per_center: int = 5,
         temperature: float = DEFAULT_TEMPERATURE,
-        n_init: int = 5,
+        n_init: int = CONCAT_KMEANS_RESTARTS,
+        noun_n_init: int = NOUN_KMEANS_RESTARTS,
         random_state: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
@@ -159,7 +177,11 @@ class TACNoTrain(_TextSide, BaseClusterer):
         self.nouns_per_center = nouns_per_center
         self.temperature = temperature
         self.n_init = n_init
+        self.noun_n_init = noun_n_init
         self.random_state = random_state
+
+    def _noun_restarts(self) -> int:
+        return int(self.noun_n_init)
 
     def fit(
         self,
@@ -178,7 +200,9 @@ class TACNoTrain(_TextSide, BaseClusterer):
         image = _image_side(x, image_feats)
         self.image_dim_ = image.shape[1]
         joint = np.concatenate([image, l2_normalize(t)], axis=1)
-        result = spherical_kmeans(joint, k, n_init=self.n_init, random_state=self.random_state)
+        result = spherical_kmeans(
+            joint, k, n_init=self.n_init, max_iter=KMEANS_ITER, random_state=self.random_state
+        )
         self.labels_ = result.labels
         self.centers_ = result.centers
         self.n_features_in_ = x.shape[1]
@@ -197,15 +221,29 @@ class TACNoTrain(_TextSide, BaseClusterer):
 # --------------------------------------------------------------------------- training
 
 
-def make_head(dim: int, hidden_dim: int, n_clusters: int) -> nn.Sequential:
-    """Linear(d, hidden) - BatchNorm1d - ReLU - Linear(hidden, K) - softmax."""
-    return nn.Sequential(
+HEAD_INITS = ("trunc_normal", "default")
+CONSISTENCY_MODES = ("same", "cross")
+
+
+def make_head(dim: int, hidden_dim: int, n_clusters: int, init: str = "trunc_normal") -> nn.Sequential:
+    """Linear(d, hidden) - BatchNorm1d - ReLU - Linear(hidden, K) - softmax.
+
+    ``init="trunc_normal"`` (TAC's ``models.py``): both Linear weights ~ truncated normal with
+    std 0.02 (biases keep PyTorch's default); ``"default"``: PyTorch's default initialisation.
+    """
+    if init not in HEAD_INITS:
+        raise ValueError(f"head init must be one of {', '.join(HEAD_INITS)}, got {init!r}")
+    head = nn.Sequential(
         nn.Linear(dim, hidden_dim),
         nn.BatchNorm1d(hidden_dim),
         nn.ReLU(),
         nn.Linear(hidden_dim, n_clusters),
         nn.Softmax(dim=1),
     )
+    if init == "trunc_normal":
+        for layer in (head[0], head[3]):
+            nn.init.trunc_normal_(cast(nn.Linear, layer).weight, std=0.02)
+    return head
 
 
 def cluster_infonce(p: torch.Tensor, q: torch.Tensor, tau: float) -> torch.Tensor:
@@ -238,6 +276,7 @@ def tac_loss(
     *,
     tau: float = 0.5,
     entropy_weight: float = 5.0,
+    consistency: str = "same",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """TAC's training loss on one batch; returns ``(total, parts)``.
 
@@ -247,24 +286,29 @@ def tac_loss(
     (``p_txt_nb``).
 
     * distillation = ``cluster_infonce(p_txt, p_img_nb) + cluster_infonce(p_img, p_txt_nb)``
-    * consistency = ``-mean_i log <p_txt_i, p_img_nb_i> - mean_i log <p_img_i, p_txt_nb_i>``
+    * consistency (``"same"``, TAC's ``train_head.py``) = ``-mean_i log <p_txt_i, p_img_i>``:
+      one term, the two heads on the same sample; ``"cross"`` (our earlier variant) =
+      ``-mean_i log <p_txt_i, p_img_nb_i> - mean_i log <p_img_i, p_txt_nb_i>`` (two terms, so
+      also twice the weight)
     * entropy = ``H(mean_i p_txt_i) + H(mean_i p_img_i)`` (anchors only)
     * total = distillation + consistency - entropy_weight * entropy
 
-    *Interpretation*: RESEARCH.md writes the consistency term as ``<p_txt_i, p_img_i>``;
-    here each anchor of one modality is paired with a random neighbour in the other
-    modality's head, in both directions, and the distillation term uses the same pairs.
     Log arguments are clamped at 1e-8.
     """
+    if consistency not in CONSISTENCY_MODES:
+        raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY_MODES)}, got {consistency!r}")
     distill = cluster_infonce(p_txt, p_img_nb, tau) + cluster_infonce(p_img, p_txt_nb, tau)
-    agree_a = (p_txt * p_img_nb).sum(dim=1).clamp_min(_EPS)
-    agree_b = (p_img * p_txt_nb).sum(dim=1).clamp_min(_EPS)
-    consistency = -torch.log(agree_a).mean() - torch.log(agree_b).mean()
+    if consistency == "same":
+        consistency_term = -torch.log((p_txt * p_img).sum(dim=1).clamp_min(_EPS)).mean()
+    else:
+        agree_a = (p_txt * p_img_nb).sum(dim=1).clamp_min(_EPS)
+        agree_b = (p_img * p_txt_nb).sum(dim=1).clamp_min(_EPS)
+        consistency_term = -torch.log(agree_a).mean() - torch.log(agree_b).mean()
     entropy = _entropy(p_txt.mean(dim=0)) + _entropy(p_img.mean(dim=0))
-    total = distill + consistency - entropy_weight * entropy
+    total = distill + consistency_term - entropy_weight * entropy
     parts = {
         "distillation": float(distill.detach()),
-        "consistency": float(consistency.detach()),
+        "consistency": float(consistency_term.detach()),
         "entropy": float(entropy.detach()),
         "total": float(total.detach()),
     }
@@ -278,8 +322,12 @@ class TAC(_TextSide, BaseClusterer):
     counterparts like :class:`TACNoTrain`, finds the ``n_neighbours`` nearest neighbours of
     every image among the images and of every counterpart among the counterparts, then
     trains an image head on ``u`` and a text head on ``t`` (:func:`make_head`) with
-    :func:`tac_loss` and Adam for ``epochs`` passes over shuffled batches of
-    ``batch_size``; each step draws one random neighbour per anchor in each modality.
+    :func:`tac_loss` and Adam (``betas`` (0.9, 0.99), as TAC) for ``epochs`` passes over
+    shuffled batches of ``batch_size``; each step draws one random neighbour per anchor in
+    each modality. As in TAC's ``train_head.py``, an incomplete last batch is dropped
+    (``drop_last``) and anchors and neighbours go through the heads in separate forward passes,
+    so BatchNorm normalises each on its own (``joint_batch_norm=True``: one pass over both).
+    ``n_init`` is the noun centers' k-means restarts (TAC: 10).
     Clusters are the image head's argmax (in eval mode). ``on_epoch(epoch, mean_loss)`` is
     called after every epoch (1-based), e.g. for a progress bar.
 
@@ -301,8 +349,8 @@ class TAC(_TextSide, BaseClusterer):
     ``cluster_nouns_``, ``cluster_names_`` ...).
 
     *Interpretations*: inputs to both heads are L2-normalised; ``n_neighbours`` is reduced
-    to ``n - 1`` on small inputs; a last batch of a single row is dropped (BatchNorm needs
-    two); the batch size is capped at n.
+    to ``n - 1`` on small inputs; with ``drop_last=False`` a last batch of a single row is
+    still dropped (BatchNorm needs two); the batch size is capped at n.
     """
 
     _state_arrays = ("labels_", "centers_", "selected_nouns_", "selected_noun_embeddings_", "text_centers_")
@@ -320,8 +368,8 @@ class TAC(_TextSide, BaseClusterer):
     def _new_modules(self) -> dict[str, nn.Module]:
         k, hidden = int(self.n_clusters), int(self.hidden_dim)
         return {
-            "image_head_": make_head(int(self.image_dim_), hidden, k),
-            "text_head_": make_head(int(self.n_features_in_), hidden, k),
+            "image_head_": make_head(int(self.image_dim_), hidden, k, init=self.head_init),
+            "text_head_": make_head(int(self.n_features_in_), hidden, k, init=self.head_init),
         }
 
     def __init__(
@@ -330,14 +378,19 @@ class TAC(_TextSide, BaseClusterer):
         n_centers: int | None = None,
         nouns_per_center: int = 5,
         temperature: float = DEFAULT_TEMPERATURE,
-        n_init: int = 5,
+        n_init: int = NOUN_KMEANS_RESTARTS,
         epochs: int = 20,
         batch_size: int = 512,
         lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.99),
         n_neighbours: int = 50,
         tau: float = 0.5,
         entropy_weight: float = 5.0,
         hidden_dim: int = 512,
+        consistency: str = "same",
+        drop_last: bool = True,
+        joint_batch_norm: bool = False,
+        head_init: str = "trunc_normal",
         device: str = "cpu",
         random_state: int = 0,
     ) -> None:
@@ -349,12 +402,20 @@ class TAC(_TextSide, BaseClusterer):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.betas = betas
         self.n_neighbours = n_neighbours
         self.tau = tau
         self.entropy_weight = entropy_weight
         self.hidden_dim = hidden_dim
+        self.consistency = consistency
+        self.drop_last = drop_last
+        self.joint_batch_norm = joint_batch_norm
+        self.head_init = head_init
         self.device = device
         self.random_state = random_state
+
+    def _noun_restarts(self) -> int:
+        return int(self.n_init)
 
     def fit(
         self,
@@ -382,6 +443,13 @@ class TAC(_TextSide, BaseClusterer):
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        betas = tuple(float(b) for b in self.betas)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.consistency not in CONSISTENCY_MODES:
+            raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY_MODES)}, got {self.consistency!r}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         device = torch.device(self.device)
 
         u = _image_side(x, image_feats)
@@ -425,10 +493,11 @@ class TAC(_TextSide, BaseClusterer):
         saved: TrainingState | None = None,
     ) -> tuple[nn.Module, nn.Module, list[float]]:
         gen = torch.Generator().manual_seed(int(self.random_state))
-        img_head = make_head(u.shape[1], hidden, k).to(device)
-        txt_head = make_head(t.shape[1], hidden, k).to(device)
+        img_head = make_head(u.shape[1], hidden, k, init=self.head_init).to(device)
+        txt_head = make_head(t.shape[1], hidden, k, init=self.head_init).to(device)
         params = list(img_head.parameters()) + list(txt_head.parameters())
-        optimizer = torch.optim.Adam(params, lr=self.lr)
+        b1, b2 = (float(b) for b in self.betas)
+        optimizer = torch.optim.Adam(params, lr=self.lr, betas=(b1, b2))
         u_t = torch.from_numpy(u).to(device)
         t_t = torch.from_numpy(t).to(device)
         nb_img_t = torch.from_numpy(nb_img)
@@ -454,23 +523,28 @@ class TAC(_TextSide, BaseClusterer):
             total, steps = 0.0, 0
             for start in range(0, n, batch_size):
                 anchors = order[start : start + batch_size]
-                if len(anchors) < 2:
+                if len(anchors) < 2 or (self.drop_last and len(anchors) < batch_size):
                     continue
                 pick = torch.randint(0, n_nb, (2, len(anchors)), generator=gen)
                 j_img = nb_img_t[anchors, pick[0]].to(device)
                 j_txt = nb_txt_t[anchors, pick[1]].to(device)
                 a = anchors.to(device)
-                # one forward per head so BatchNorm sees anchors and neighbours together
-                p_img_all = img_head(torch.cat([u_t[a], u_t[j_img]]))
-                p_txt_all = txt_head(torch.cat([t_t[a], t_t[j_txt]]))
                 b = len(anchors)
+                if self.joint_batch_norm:  # one forward per head: BatchNorm sees both together
+                    p_img_all = img_head(torch.cat([u_t[a], u_t[j_img]]))
+                    p_txt_all = txt_head(torch.cat([t_t[a], t_t[j_txt]]))
+                    p_img, p_img_nb, p_txt, p_txt_nb = p_img_all[:b], p_img_all[b:], p_txt_all[:b], p_txt_all[b:]
+                else:  # TAC: anchors first, then neighbours, each batch normalised on its own
+                    p_txt, p_img = txt_head(t_t[a]), img_head(u_t[a])
+                    p_txt_nb, p_img_nb = txt_head(t_t[j_txt]), img_head(u_t[j_img])
                 loss, _ = tac_loss(
-                    p_img_all[:b],
-                    p_txt_all[:b],
-                    p_img_all[b:],
-                    p_txt_all[b:],
+                    p_img,
+                    p_txt,
+                    p_img_nb,
+                    p_txt_nb,
                     tau=self.tau,
                     entropy_weight=self.entropy_weight,
+                    consistency=self.consistency,
                 )
                 optimizer.zero_grad()
                 loss.backward()

@@ -18,16 +18,30 @@ DEFAULT_TEMPERATURE = 0.005
 DEFAULT_BLOCK_SIZE = 4096
 
 
-def default_n_centers(n: int) -> int:
-    """TAC's k' = N / 300 (CIFAR-10: 50,000 -> 167), rounded half up, at least 2.
+# TAC's k-means settings (filter_nouns.py / concat_kmeans.py): 300 iterations, 10 restarts for
+# the noun centers and 20 for the no-train clustering of [u ; t].
+KMEANS_ITER = 300
+NOUN_KMEANS_RESTARTS = 10
+CONCAT_KMEANS_RESTARTS = 20
 
-    TAC lists k' per dataset without a formula; N / 300 reproduces its CIFAR-10, STL-10 and
-    ImageNet-10 values, so that is the rule used here.
+
+def default_n_centers(n: int, n_clusters: int | None = None) -> int:
+    """TAC's k': ``round(N / 300)``, or ``3 K`` when that is fewer than ``K`` clusters.
+
+    TAC lists k' per dataset (``filter_nouns.py``: 167, 167, 17, 43, 65, 141, 303, 4271 for
+    CIFAR-10/20, STL-10, ImageNet-10, ImageNet-Dogs, DTD, UCF-101, ImageNet). ``N / 300``
+    rounded half up gives six of them; DTD (5,640 images, K 47) and UCF-101 (9,537, K 101)
+    would get 19 and 32 centers, fewer than K, and use 3K instead. (``max(N / 300, 3K)`` would
+    give STL-10 30, not its 17.) Without ``n_clusters`` only ``N / 300`` applies. At least 2,
+    at most ``n``.
     """
     n = check_positive_int(n, "n")
     if n < 2:
         raise ValueError(f"need at least 2 images to pick noun centers, got n={n}")
-    return min(n, max(2, math.floor(n / 300 + 0.5)))
+    k_prime = math.floor(n / 300 + 0.5)
+    if n_clusters is not None and k_prime < check_positive_int(n_clusters, "n_clusters"):
+        k_prime = 3 * int(n_clusters)
+    return min(n, max(2, k_prime))
 
 
 def assign_nouns_to_centers(
@@ -94,14 +108,16 @@ def select_nouns(
     per_center: int = 5,
     random_state: int = 0,
     *,
-    n_init: int = 5,
+    n_init: int = NOUN_KMEANS_RESTARTS,
+    max_iter: int = KMEANS_ITER,
     temperature: float = 1.0,
     dedupe: bool = True,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> np.ndarray:
     """Ascending indices (into ``noun_feats``) of the nouns TAC keeps, int64.
 
-    Images are clustered by spherical k-means into ``n_centers`` (k') centers; each noun
+    Images are clustered by spherical k-means into ``n_centers`` (k') centers (TAC: 300
+    iterations, ``n_init`` = 10 restarts); each noun
     goes to its most probable center (:func:`assign_nouns_to_centers`); the ``per_center``
     most confident nouns of each center are kept. Centers that attract fewer nouns keep all
     they have, so the result can be shorter than ``n_centers * per_center``.
@@ -116,7 +132,7 @@ def select_nouns(
     if u.shape[1] != s.shape[1]:
         raise ValueError(f"images have dimension {u.shape[1]} but nouns have {s.shape[1]}")
     candidates = _first_of_duplicates(s) if dedupe else np.arange(s.shape[0])
-    centers = spherical_kmeans(u, n_centers, n_init=n_init, random_state=random_state).centers
+    centers = spherical_kmeans(u, n_centers, n_init=n_init, max_iter=max_iter, random_state=random_state).centers
     assignment, confidence = assign_nouns_to_centers(
         s[candidates], centers, temperature=temperature, block_size=block_size
     )

@@ -356,7 +356,17 @@ def write_report(
         k = int(summary["id"])
         members = np.flatnonzero(clusters == k)
         names = [str(n) for n in summary.get("names") or []]
-        title = ", ".join(names) if names else "(unnamed)"
+        scores = summary.get("name_scores") or []
+        labelled = [f"{n} {float(scores[i]):.2f}" if i < len(scores) else n for i, n in enumerate(names)]
+        title = ", ".join(labelled) if labelled else "(unnamed)"
+        if summary.get("weak") and names:
+            title = f"weak: {names[0]}? ({title})"
+        if summary.get("center_names"):
+            hubs = summary.get("center_hubs") or []
+            centre = [
+                f"{n} (hub)" if i < len(hubs) and hubs[i] else n for i, n in enumerate(summary["center_names"][:3])
+            ]
+            title += f" | center: {', '.join(centre)}"
         page.append(f'<section class="cluster" id="cluster-{k}" data-size="{int(summary["size"])}">')
         page.append(
             f'<h3><span class="swatch" style="background:{colours[k]}"></span> Cluster {k}: '

@@ -74,11 +74,21 @@ def read_assignments(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarra
 
 
 def cluster_summaries(
-    clusters: np.ndarray, n_clusters: int, names: Sequence[Sequence[str]] | None
+    clusters: np.ndarray,
+    n_clusters: int,
+    names: Sequence[Sequence[str]] | None,
+    naming: Sequence[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    """One record per cluster: id, size, names and, when given, each name's score, synset, the
+    cluster's ``weak`` flag and the naming source (``naming[k]``, e.g. ``ClusterNaming.summary(k)``)."""
     sizes = np.bincount(np.asarray(clusters, dtype=np.int64), minlength=n_clusters)
     return [
-        {"id": k, "size": int(sizes[k]), "names": list(names[k]) if names is not None else []}
+        {
+            "id": k,
+            "size": int(sizes[k]),
+            "names": list(names[k]) if names is not None else [],
+            **(dict(naming[k]) if naming is not None else {}),
+        }
         for k in range(n_clusters)
     ]
 
@@ -92,9 +102,10 @@ def write_run(
     cluster_names: Sequence[Sequence[str]] | None,
     metrics: dict[str, Any] | None,
     run_record: dict[str, Any],
+    cluster_naming: Sequence[dict[str, Any]] | None = None,
 ) -> None:
     write_assignments(out_dir / "assignments.csv", ids, clusters)
-    write_json(out_dir / "clusters.json", cluster_summaries(clusters, n_clusters, cluster_names))
+    write_json(out_dir / "clusters.json", cluster_summaries(clusters, n_clusters, cluster_names, cluster_naming))
     if metrics is not None:
         write_json(out_dir / "metrics.json", metrics)
     write_json(out_dir / "run.json", run_record)

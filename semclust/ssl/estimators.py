@@ -37,6 +37,7 @@ class SSLClassifier:
         threshold: float = 0.95,
         lambda_u: float = 1.0,
         ema: float = 0.999,
+        ema_warmup: bool = False,
         flip: bool = True,
         eval_every: int | None = None,
         out_dir: str | Path | None = None,
@@ -52,6 +53,7 @@ class SSLClassifier:
         self.threshold = threshold
         self.lambda_u = lambda_u
         self.ema = ema
+        self.ema_warmup = ema_warmup
         self.flip = flip
         self.eval_every = eval_every
         self.out_dir = out_dir
@@ -91,6 +93,7 @@ class SSLClassifier:
             mu=self.mu,
             lr=self.lr,
             ema=self.ema,
+            ema_warmup=self.ema_warmup,
             eval_every=self.eval_every,
             out_dir=self.out_dir,
             device=self.device,
@@ -163,9 +166,10 @@ class CPE(SSLClassifier):
 class MetaExpert(SSLClassifier):
     """Meta-Expert (Hou & Jia, ICML 2025): CPE's experts, multi-depth fusion and a trained expert assignment.
 
-    ``fuse_warmup`` is the step from which the assignment losses apply (default: 7.8 % of
-    ``steps``, the released schedule's fraction); ``freeze_assignment=True`` reproduces the
-    released code, whose fusion and assignment layers are never optimised.
+    ``fuse_warmup`` is the step from which the fused and assignment losses apply (default: 7.8 %
+    of ``steps``, the released schedule's fraction); ``fused_losses=False`` keeps only the two
+    assignment losses; ``freeze_assignment=True`` reproduces the released code, whose fusion and
+    assignment layers are never optimised.
     """
 
     algorithm = "metaexpert"
@@ -175,12 +179,14 @@ class MetaExpert(SSLClassifier):
         *,
         taus: Sequence[float] = (0.0, 2.0, 4.0),
         fuse_warmup: int | None = None,
+        fused_losses: bool = True,
         freeze_assignment: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.taus = taus
         self.fuse_warmup = fuse_warmup
+        self.fused_losses = fused_losses
         self.freeze_assignment = freeze_assignment
 
     def _hyperparams(self) -> dict[str, Any]:
@@ -191,6 +197,7 @@ class MetaExpert(SSLClassifier):
             **super()._hyperparams(),
             "taus": list(self.taus),
             "fuse_warmup": warm,
+            "fused_losses": self.fused_losses,
             "freeze_assignment": self.freeze_assignment,
         }
 

@@ -116,7 +116,11 @@ def run_longtail(
     predict_expert: int = 1,
     fuse_warmup: int | None = None,
     freeze_assignment: bool = False,
+    fused_losses: bool = True,
+    group_split: str = "reference",
+    lr_schedule: str = "constant",
     ema: float = 0.999,
+    ema_warmup: bool = False,
     image_size: int | None = None,
     flip: bool | None = None,
     eval_every: int | None = None,
@@ -138,14 +142,17 @@ def run_longtail(
     reverses the unlabelled order. ``unlabelled_split`` (e.g. ``"unlabeled"`` for STL-10) takes
     the unlabelled images from that split of the dataset instead (their class distribution is
     unknown: ``m1``/``gamma_u`` do not apply; ``max_unlabelled`` keeps a seeded subset).
-    ``predict_expert`` (CPE) is 0-based. With ``out_dir`` the
+    ``predict_expert`` (CPE) is 0-based. ``lr_schedule="constant"`` is the released long-tailed
+    training (USB's ``ImbAlgorithmBase.set_optimizer`` builds no scheduler for CIFAR-10, STL-10
+    and SVHN); ``"cosine"`` is FixMatch's decay. ``group_split`` sizes head/medium/tail
+    (``"reference"`` 2/2/6, ``"thirds"`` 3/3/4). With ``out_dir`` the
     trainer checkpoints there and ``metrics.json``/``run.json`` are written at the end;
     ``resume=True`` continues from its checkpoint. ``on_start`` receives a one-line summary of
     the split before training starts.
     """
     from semclust.distributed import is_main_process
     from semclust.ssl.data import resize_uint8
-    from semclust.ssl.longtail import GROUP_NAMES, group_accuracies, make_longtail_split
+    from semclust.ssl.longtail import GROUP_NAMES, class_groups, group_accuracies, make_longtail_split
     from semclust.ssl.trainer import Trainer
     from semclust.store.atomic import write_json
 
@@ -186,6 +193,7 @@ def run_longtail(
         hyper["tau"] = tau
     if method in ("cpe", "metaexpert"):
         hyper["taus"] = parse_taus(taus)
+        hyper["group_split"] = group_split
     if method == "cpe":
         if predict_expert not in (0, 1, 2):
             raise ValueError(f"predict_expert must be 0, 1 or 2 (0-based), got {predict_expert}")
@@ -193,6 +201,7 @@ def run_longtail(
     if method == "metaexpert":
         hyper["fuse_warmup"] = int(round(FUSE_WARMUP_FRACTION * total_steps)) if fuse_warmup is None else fuse_warmup
         hyper["freeze_assignment"] = bool(freeze_assignment)
+        hyper["fused_losses"] = bool(fused_losses)
 
     x_train, y_train, x_test, y_test, test_split = load_train_test(name, seed, data_root)
     x_extra = None
@@ -205,7 +214,7 @@ def run_longtail(
     split = make_longtail_split(y_train, n1, m1, gamma_l, gamma_u, seed, class_order=class_order,
                                 num_classes=num_classes)  # fmt: skip
     lb, ulb = split.labelled, split.unlabelled
-    groups = split.groups
+    groups = class_groups(split.labelled_counts, group_split)
     if x_extra is not None:
         if x_extra.shape[1:] != x_train.shape[1:]:
             raise ValueError(
@@ -218,7 +227,8 @@ def run_longtail(
     in_channels = 1 if x_train.ndim == 3 else x_train.shape[-1]
     trainer = Trainer(
         method, network=network, num_classes=num_classes, in_channels=in_channels,
-        total_steps=total_steps, batch_size=batch_size, mu=mu, lr=lr, ema=ema,
+        total_steps=total_steps, batch_size=batch_size, mu=mu, lr=lr, lr_schedule=lr_schedule, ema=ema,
+        ema_warmup=ema_warmup,
         eval_every=eval_every, checkpoint_every=checkpoint_every, out_dir=out_dir,
         device=device, seed=seed, flip=use_flip, resume=resume, amp=amp, **hyper,
     )  # fmt: skip
@@ -246,7 +256,7 @@ def run_longtail(
         "best_acc_step": best.get("step"),
         "best_acc_is": f"highest top-1 EMA test accuracy among the {len(evals)} evaluations during training",
         "head_acc": metrics["head_acc"], "medium_acc": metrics["medium_acc"], "tail_acc": metrics["tail_acc"],
-        "acc_matched": metrics["acc"], "nmi": metrics["nmi"], "ari": metrics["ari"], "n": metrics["n"],
+        "acc_matched": metrics["acc_matched"], "nmi": metrics["nmi"], "ari": metrics["ari"], "n": metrics["n"],
         "n_labelled": int(len(lb)), "n_unlabelled": int(len(x_ulb)),
         "steps": total_steps, "network": network, "batch_size": batch_size, "mu": mu, "seed": seed,
         "wall_s": round(wall, 3),

@@ -8,8 +8,11 @@ unlabelled tail). Which class sits at which rank is ``class_order``: a seeded ra
 by default, so the tail is not simply the last class indices.
 
 Head/medium/tail groups are computed from (estimated) class frequencies, never from class
-indices: classes ranked by frequency, the first ``C // 3`` are head, the next ``C // 3``
-medium, the rest tail.
+indices (our improvement: the reference code cuts at class indices, which coincide with the
+frequency ranks only when the tail is the last indices). The default split is the reference's:
+Meta-Expert/CPE cut at 2 and 4 for ten classes (2/2/6), here the first ``round(C / 5)`` ranks
+head, the next ``round(C / 5)`` medium, the rest tail. ``split="thirds"`` (our earlier choice)
+gives ``C // 3`` / ``C // 3`` / rest (3/3/4 for ten).
 """
 
 from __future__ import annotations
@@ -52,19 +55,39 @@ def longtail_counts(n1: int, gamma: float, n_classes: int, reverse: bool = False
     return counts
 
 
-def class_groups(counts: Sequence[float] | np.ndarray) -> np.ndarray:
+GROUP_SPLITS = ("reference", "thirds")
+
+
+def group_sizes(n_classes: int, split: str = "reference") -> tuple[int, int, int]:
+    """``(head, medium, tail)`` class counts of a head/medium/tail split of ``n_classes`` classes.
+
+    ``"reference"`` (default): Meta-Expert's and CPE's cut points 2 and 4 of ten classes
+    (``--cut1 2 --cut2 4``), i.e. ``round(C / 5)`` head and ``round(C / 5)`` medium classes
+    (2/2/6). ``"thirds"``: ``C // 3`` head, ``C // 3`` medium (3/3/4). Head is never empty.
+    """
+    c = int(n_classes)
+    if c < 2:
+        raise ValueError("need at least two classes for head/medium/tail groups")
+    if split == "reference":
+        n_head, n_med = max(1, int(round(c / 5))), int(round(c / 5))
+    elif split == "thirds":
+        n_head, n_med = max(1, c // 3), (c // 3 if c >= 3 else 0)
+    else:
+        raise ValueError(f"unknown group split {split!r}; choose one of {', '.join(GROUP_SPLITS)}")
+    n_med = min(n_med, c - n_head)
+    return n_head, n_med, c - n_head - n_med
+
+
+def class_groups(counts: Sequence[float] | np.ndarray, split: str = "reference") -> np.ndarray:
     """Group id per class (0 head, 1 medium, 2 tail) from class frequencies (not indices).
 
-    Classes are ranked by frequency (ties by class index); the first ``max(1, C // 3)`` are
-    head, the next ``C // 3`` medium and the rest tail (3/3/4 for ten classes).
+    Classes are ranked by frequency (ties by class index); the group sizes are
+    :func:`group_sizes` (``"reference"``: 2/2/6 for ten classes; ``"thirds"``: 3/3/4).
     """
     counts = np.asarray(counts, dtype=np.float64)
     c = len(counts)
-    if c < 2:
-        raise ValueError("need at least two classes for head/medium/tail groups")
+    n_head, n_med, _ = group_sizes(c, split)
     rank = np.argsort(-counts, kind="stable")
-    n_head = max(1, c // 3)
-    n_med = c // 3 if c >= 3 else 0
     groups = np.full(c, 2, dtype=np.int64)
     groups[rank[:n_head]] = 0
     groups[rank[n_head : n_head + n_med]] = 1

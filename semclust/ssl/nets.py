@@ -3,13 +3,15 @@
 Two backbones share one interface:
 
 * ``forward(x)`` returns logits ``[B, num_classes]``;
-* ``forward_features(x)`` returns ``{"taps": [...], "features": f, "logits": z}`` where the
-  taps are globally average pooled intermediate features, ``features`` is the final pooled
-  vector fed to ``self.classifier`` (an ``nn.Linear``) and ``logits`` its output;
+* ``forward_features(x)`` returns ``{"taps": [...], "feature_map": h, "features": f, "logits": z}``
+  where the taps are globally average pooled intermediate features, ``feature_map`` the last
+  feature map ``[B, D, H, W]`` and ``features = GAP(feature_map)`` the vector fed to
+  ``self.classifier`` (an ``nn.Linear``), ``logits`` its output;
 * attributes ``feature_dim``, ``num_classes`` and ``tap_dims``.
 
 ``SmallCNN`` is a fast CPU network for 28-32 px images; ``WideResNet`` is WRN-28-2 as used
-by FixMatch / USB (LeakyReLU 0.1, BatchNorm momentum 0.001 in PyTorch convention).
+by FixMatch / USB (LeakyReLU 0.1, BatchNorm momentum 0.001 in PyTorch convention, eps 1e-3 on
+the final BN and a biased first conv as in USB's ``wrn.py``).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class SmallCNN(nn.Module):
             h = block(h)
             taps.append(_gap(h))
         features = taps[-1]
-        return {"taps": taps, "features": features, "logits": self.classifier(features)}
+        return {"taps": taps, "feature_map": h, "features": features, "logits": self.classifier(features)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)["logits"]
@@ -119,9 +121,11 @@ class WideResNet(nn.Module):
     """WRN-depth-widen_factor (default WRN-28-2, 1.47M parameters for 10 classes).
 
     Taps ``v1..v4 = GAP(LReLU(BN(stage output)))`` of conv1 and the three stages
-    (dims 16, 16 k, 32 k, 64 k). The BN applied to a stage output is the first BN of the next
-    stage (or the final BN), exactly as in the forward pass, so taps cost only the pooling.
-    ``features`` = v4.
+    (dims 16, 16 k, 32 k, 64 k). By default the BN applied to a stage output is the first BN of
+    the next stage (or the final BN), exactly as in the forward pass, so taps cost only the
+    pooling, and ``features`` = v4. :meth:`enable_own_tap_bns` gives the taps their own BNs
+    instead, as Meta-Expert's ``wrn_28_2_metaexpert`` does (bn1-bn4, eps 1e-3, momentum 0.001;
+    the classifier path keeps the final BN, its bn5).
     """
 
     def __init__(
@@ -142,7 +146,7 @@ class WideResNet(nn.Module):
         self.num_classes = int(num_classes)
         self.in_channels = int(in_channels)
         self.slope = leaky_slope
-        self.conv1 = nn.Conv2d(in_channels, chans[0], 3, stride=1, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, chans[0], 3, stride=1, padding=1, bias=True)
         stages = []
         for s in range(3):
             units = []
@@ -160,7 +164,9 @@ class WideResNet(nn.Module):
                 )
             stages.append(nn.ModuleList(units))
         self.stages = nn.ModuleList(stages)
-        self.bn_final = nn.BatchNorm2d(chans[3], momentum=bn_momentum)
+        self.bn_final = nn.BatchNorm2d(chans[3], momentum=bn_momentum, eps=1e-3)
+        self.bn_momentum = bn_momentum
+        self.tap_bns: nn.ModuleList | None = None
         self.tap_dims = list(chans)
         self.feature_dim = chans[3]
         self.classifier = nn.Linear(self.feature_dim, self.num_classes)
@@ -174,20 +180,33 @@ class WideResNet(nn.Module):
                 nn.init.xavier_normal_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def enable_own_tap_bns(self) -> None:
+        """Give the four taps their own BatchNorm2d (eps 1e-3), as Meta-Expert's WRN does."""
+        if self.tap_bns is None:
+            device = self.bn_final.weight.device
+            self.tap_bns = nn.ModuleList(
+                [nn.BatchNorm2d(d, momentum=self.bn_momentum, eps=1e-3) for d in self.tap_dims]
+            ).to(device)
+
+    def _tap(self, i: int, h: torch.Tensor, shared_pre: torch.Tensor) -> torch.Tensor:
+        if self.tap_bns is None:
+            return _gap(shared_pre)
+        return _gap(F.leaky_relu(self.tap_bns[i](h), self.slope))
+
     def forward_features(self, x: torch.Tensor) -> dict:
         h = self.conv1(x)
         taps = []
-        for stage in cast(Iterable[nn.ModuleList], self.stages):
+        for i, stage in enumerate(cast(Iterable[nn.ModuleList], self.stages)):
             first = cast(_Unit, stage[0])
             pre = first.preact(h)
-            taps.append(_gap(pre))
+            taps.append(self._tap(i, h, pre))
             h = first(h, pre)
             for unit in stage[1:]:
                 h = unit(h)
         pre = F.leaky_relu(self.bn_final(h), self.slope)
         features = _gap(pre)
-        taps.append(features)
-        return {"taps": taps, "features": features, "logits": self.classifier(features)}
+        taps.append(self._tap(3, h, pre))
+        return {"taps": taps, "feature_map": pre, "features": features, "logits": self.classifier(features)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)["logits"]

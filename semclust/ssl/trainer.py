@@ -1,7 +1,9 @@
 """One training loop for every semi-supervised algorithm in :mod:`semclust.ssl.algorithms`.
 
-SGD (nesterov) with the FixMatch cosine decay ``lr * cos(7 pi k / (16 K))``, weight decay on
-conv/linear weights only (not batch-norm parameters or biases, as USB), an EMA copy of the model
+SGD (nesterov) with the FixMatch cosine decay ``lr * cos(7 pi k / (16 K))`` (``lr_schedule=
+"constant"`` keeps ``lr``, as the released long-tailed runs of USB/Meta-Expert do), weight decay
+on conv/linear weights only (not batch-norm parameters or biases, as USB), an EMA copy of the
+model (constant decay 0.999 as in FixMatch/USB; ``ema_warmup=True`` is our warm-up variant)
 used for every evaluation, evaluation every ``eval_every`` steps appended to ``out_dir/log.json``,
 and a checkpoint every ``checkpoint_every`` steps in ``out_dir/checkpoint/`` (tensors in
 safetensors, the rest as JSON; written to a temporary directory and renamed into place).
@@ -67,8 +69,9 @@ FORMAT_VERSION = 1
 # Settings that must agree between a checkpoint and the run that resumes it.
 _RESUME_KEYS = (
     "algorithm", "network", "num_classes", "in_channels", "total_steps", "batch_size", "mu", "lr", "momentum",
-    "nesterov", "weight_decay", "ema", "ema_warmup", "seed", "flip", "algo_hyperparams",
+    "nesterov", "weight_decay", "ema", "ema_warmup", "seed", "flip", "algo_hyperparams", "lr_schedule",
 )  # fmt: skip
+LR_SCHEDULES = ("cosine", "constant")
 # Algorithms whose training step is one plain ``model(x)`` that reaches every trainable parameter.
 # Under DDP the others (CPE and Meta-Expert call ``model.heads``, which skips the backbone's
 # classifier; Meta-Expert's assignment losses start at ``fuse_warmup``) need
@@ -85,6 +88,11 @@ def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
     return base_lr * math.cos(7.0 * math.pi * step / (16.0 * total_steps))
 
 
+def scheduled_lr(schedule: str, base_lr: float, step: int, total_steps: int) -> float:
+    """``"cosine"``: :func:`cosine_lr`; ``"constant"``: ``base_lr`` at every step."""
+    return cosine_lr(base_lr, step, total_steps) if schedule == "cosine" else float(base_lr)
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on conv/linear weights (>= 2 dims); none on biases and norm parameters."""
     decay: list[nn.Parameter] = []
@@ -98,12 +106,13 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 class EMA:
     """Exponential moving average of a model's parameters; buffers (BN statistics) are copied.
 
-    ``shadow = d * shadow + (1 - d) * param`` with ``d = decay``, or with ``warmup`` (TensorFlow's
-    ``num_updates`` convention) ``d = min(decay, (1 + k) / (10 + k))`` at update ``k`` so that
-    short runs are not dominated by the initial weights.
+    ``shadow = d * shadow + (1 - d) * param`` with the constant ``d = decay`` (FixMatch, USB:
+    ``ema_m`` 0.999), or, our option, with ``warmup`` (TensorFlow's ``num_updates`` convention)
+    ``d = min(decay, (1 + k) / (10 + k))`` at update ``k`` so that short runs are not dominated
+    by the initial weights.
     """
 
-    def __init__(self, model: nn.Module, decay: float, warmup: bool = True) -> None:
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = False) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay, self.warmup = float(decay), bool(warmup)
@@ -221,7 +230,8 @@ class Trainer:
         nesterov: bool = True,
         weight_decay: float = 5e-4,
         ema: float = 0.999,
-        ema_warmup: bool = True,
+        ema_warmup: bool = False,
+        lr_schedule: str = "cosine",
         eval_every: int | None = None,
         checkpoint_every: int | None = None,
         eval_batch_size: int = 512,
@@ -240,6 +250,8 @@ class Trainer:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
         self.algorithm_cls = get_algorithm(algorithm_name)
         self.total_steps = int(total_steps)
         default_every = max(1, self.total_steps // 10)
@@ -282,6 +294,8 @@ class Trainer:
             "algo_hyperparams": dict(algo_hyperparams),
         }
         # Recorded only when used, so that a plain single-process run's config is unchanged.
+        if lr_schedule != "cosine":
+            self.config["lr_schedule"] = lr_schedule
         if self.amp:
             self.config["amp"] = True
         if self.dist.distributed:
@@ -425,7 +439,7 @@ class Trainer:
 
         while self.step < self.total_steps:
             k = self.step
-            lr = cosine_lr(self.config["lr"], k, self.total_steps)
+            lr = scheduled_lr(self.config.get("lr_schedule", "cosine"), self.config["lr"], k, self.total_steps)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.model.train()
@@ -493,14 +507,16 @@ class Trainer:
         return self.predict_outputs(x, use_ema)["pred"]
 
     def evaluate_ema(self) -> dict[str, Any]:
-        """``acc`` (best-matching, as every clustering run), ``top1`` (plain), ``nmi``, ``ari``, ``n``,
-        plus whatever ``algorithm.eval_metrics`` adds (e.g. per-group or per-expert accuracy)."""
+        """``acc`` = ``top1`` (plain top-1 accuracy: a classifier's predictions are class ids),
+        ``acc_matched`` (best one-to-one matching, as clustering runs are scored), ``nmi``, ``ari``,
+        ``n``, plus whatever ``algorithm.eval_metrics`` adds (e.g. per-group or per-expert accuracy)."""
         outputs = self.predict_outputs(self._x_eval)
         pred = outputs["pred"]
         y = cast(torch.Tensor, self._y_eval).numpy()
         known = y >= 0
         metrics = evaluate(y, pred)
-        metrics["top1"] = float((pred[known] == y[known]).mean())
+        metrics["acc_matched"] = metrics["acc"]
+        metrics["top1"] = metrics["acc"] = float((pred[known] == y[known]).mean())
         metrics.update(self.algorithm.eval_metrics(outputs, y))
         return metrics
 

@@ -18,12 +18,40 @@ class WordNetError(FileNotFoundError):
     pass
 
 
+# lexnames(5): the lexicographer file number in each data line names the file the synset was
+# written in, i.e. its broad semantic category.
+NOUN_LEXNAMES: dict[int, str] = {
+    3: "noun.Tops", 4: "noun.act", 5: "noun.animal", 6: "noun.artifact", 7: "noun.attribute",
+    8: "noun.body", 9: "noun.cognition", 10: "noun.communication", 11: "noun.event",
+    12: "noun.feeling", 13: "noun.food", 14: "noun.group", 15: "noun.location", 16: "noun.motive",
+    17: "noun.object", 18: "noun.person", 19: "noun.phenomenon", 20: "noun.plant",
+    21: "noun.possession", 22: "noun.process", 23: "noun.quantity", 24: "noun.relation",
+    25: "noun.shape", 26: "noun.state", 27: "noun.substance", 28: "noun.time",
+}  # fmt: skip
+# Things a picture can show: the "syndrome / policy / therapy" files are left out.
+CONCRETE_LEXNAMES = frozenset(
+    {
+        "noun.artifact", "noun.animal", "noun.plant", "noun.food",
+        "noun.object", "noun.body", "noun.substance", "noun.person",
+    }
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class NounSynset:
     offset: int
     lemmas: tuple[str, ...]
     gloss: str
     hypernyms: tuple[int, ...]
+    lexfile: int = -1  # lexicographer file number (NOUN_LEXNAMES); -1 when unknown
+
+    @property
+    def lexname(self) -> str:
+        return NOUN_LEXNAMES.get(self.lexfile, "")
+
+    @property
+    def concrete(self) -> bool:
+        return self.lexname in CONCRETE_LEXNAMES
 
     @property
     def synset_id(self) -> str:
@@ -63,6 +91,7 @@ def parse_data_line(line: str) -> NounSynset:
     body, _, gloss = line.partition(" | ")
     fields = body.split()
     offset = int(fields[0])
+    lexfile = int(fields[1])
     word_count = int(fields[3], 16)
     lemmas = tuple(fields[4 + 2 * i] for i in range(word_count))
     pos = 4 + 2 * word_count
@@ -72,7 +101,7 @@ def parse_data_line(line: str) -> NounSynset:
         symbol, target, target_pos = fields[pos + 1 + 4 * p : pos + 4 + 4 * p]
         if symbol in ("@", "@i") and target_pos == "n":
             hypernyms.append(int(target))
-    return NounSynset(offset, lemmas, gloss.strip(), tuple(hypernyms))
+    return NounSynset(offset, lemmas, gloss.strip(), tuple(hypernyms), lexfile)
 
 
 @lru_cache(maxsize=4)
@@ -102,3 +131,42 @@ def synset_names(synset_ids: list[str], wordnet_dir: str | os.PathLike[str] | No
             raise WordNetError(f"synset {synset_id} is not a WordNet 3.0 noun")
         names.append(nouns[offset].name)
     return names
+
+
+def hypernym_distances(offset: int, synsets: dict[int, NounSynset]) -> dict[int, int]:
+    """Every ancestor of ``offset`` (itself included, at 0) with its fewest hypernym steps up."""
+    distances = {offset: 0}
+    frontier = [offset]
+    while frontier:
+        following = []
+        for node in frontier:
+            synset = synsets.get(node)
+            for parent in synset.hypernyms if synset else ():
+                if parent not in distances:
+                    distances[parent] = distances[node] + 1
+                    following.append(parent)
+        frontier = following
+    return distances
+
+
+def synset_depth(offset: int, synsets: dict[int, NounSynset]) -> int:
+    """1 + the fewest hypernym steps from ``offset`` to a root (a root has depth 1)."""
+    distances = hypernym_distances(offset, synsets)
+    roots = [node for node in distances if not (synsets.get(node) and synsets[node].hypernyms)]
+    return 1 + min(distances[r] for r in roots)
+
+
+def wu_palmer(a: int, b: int, synsets: dict[int, NounSynset]) -> float:
+    """Wu-Palmer similarity ``2 d(lcs) / (d(lcs) + steps(a, lcs) + d(lcs) + steps(b, lcs))``.
+
+    ``lcs`` is the deepest common ancestor; 0.0 when the two share none.
+    """
+    up_a, up_b = hypernym_distances(a, synsets), hypernym_distances(b, synsets)
+    common = set(up_a) & set(up_b)
+    if not common:
+        return 0.0
+    best = 0.0
+    for node in common:
+        depth = synset_depth(node, synsets)
+        best = max(best, 2.0 * depth / (2.0 * depth + up_a[node] + up_b[node]))
+    return best

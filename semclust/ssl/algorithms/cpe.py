@@ -1,15 +1,19 @@
 """CPE (Ma et al., AAAI 2024): three complementary logit-adjusted experts with class-group BN.
 
-On the backbone's last pooled feature ``f`` sit three batch-norm branches (head, medium, tail)
-and three experts ``E_k = Linear(feature_dim, C)``. Expert ``k``'s logit on branch ``b`` is
-``E_k(BN_b(f))`` and its logit ``z_k`` is the mean over the branches. Expert ``k`` is trained
+On the backbone's last feature map ``h`` sit three batch-norm branches (head, medium, tail)
+and three experts ``E_k = Linear(feature_dim, C)`` (xavier-normal weights, zero bias, as the
+reference WRN initialises its classifiers). Expert ``k``'s logit on branch ``b`` is
+``E_k(GAP(BN2d_b(h)))`` and its logit ``z_k`` is the mean over the branches. The BNs on the
+feature map before pooling are the reference's (``wrn_cpe.py`` / ``wrn_metaexpert.py``
+``BNH/BNM/BNT``); ``group_bn="vector"`` keeps our earlier BatchNorm1d on the pooled vector. Expert ``k`` is trained
 with ``CE(z_k + tau_k log pi, y)`` (``tau = (0, 2, 4)``: E1 fits a long-tailed, E2 a uniform
 and E3 an inverse long-tailed class distribution) plus a FixMatch consistency loss whose
 strong-view terms are routed through the branches as in the CPE code: the head branch for
 every confident pseudo-label, the medium branch for pseudo-labels of medium or tail classes,
 the tail branch for tail classes, averaged over the terms used. Groups come from the labelled
-class frequencies (not from class indices). Prediction uses expert ``predict_expert``
-(default E2, the uniform one: test sets are balanced).
+class frequencies (not from class indices, our improvement), sized as the reference's cut
+points 2 and 4 (2/2/6 of ten classes) unless ``group_split="thirds"`` (3/3/4). Prediction uses
+expert ``predict_expert`` (default E2, the uniform one: test sets are balanced).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from torch import nn
 from semclust.ssl.algorithms import register
 from semclust.ssl.algorithms.base import SSLAlgorithm, check_pseudo_label_params
 from semclust.ssl.algorithms.fixmatch_la import PriorMixin, logit_adjusted_ce
-from semclust.ssl.longtail import group_accuracies
+from semclust.ssl.longtail import GROUP_SPLITS, group_accuracies
 
 N_GROUPS = 3
+GROUP_BN_MODES = ("map", "vector")
 
 
 class GroupExpertNet(nn.Module):
@@ -44,18 +49,26 @@ class GroupExpertNet(nn.Module):
     taus: torch.Tensor
 
     def __init__(self, backbone: nn.Module, num_classes: int, taus: Sequence[float] = (0.0, 2.0, 4.0),
-                 predict_expert: int = 1) -> None:  # fmt: skip
+                 predict_expert: int = 1, group_bn: str = "map") -> None:  # fmt: skip
         super().__init__()
         if len(taus) != N_GROUPS:
             raise ValueError(f"need {N_GROUPS} logit-adjustment taus (one per expert), got {list(taus)}")
         if not 0 <= int(predict_expert) < N_GROUPS:
             raise ValueError(f"predict_expert must be 0, 1 or 2, got {predict_expert}")
+        if group_bn not in GROUP_BN_MODES:
+            raise ValueError(f"group_bn must be one of {', '.join(GROUP_BN_MODES)}, got {group_bn!r}")
         self.backbone = backbone
         self.num_classes = int(num_classes)
         self.predict_expert = int(predict_expert)
+        self.group_bn = group_bn
         d = int(cast(Any, backbone).feature_dim)
-        self.group_bns = nn.ModuleList([nn.BatchNorm1d(d) for _ in range(N_GROUPS)])
-        self.experts = nn.ModuleList([nn.Linear(d, self.num_classes) for _ in range(N_GROUPS)])
+        bn = nn.BatchNorm2d if group_bn == "map" else nn.BatchNorm1d
+        self.group_bns = nn.ModuleList([bn(d) for _ in range(N_GROUPS)])
+        experts = [nn.Linear(d, self.num_classes) for _ in range(N_GROUPS)]
+        for expert in experts:
+            nn.init.xavier_normal_(expert.weight)
+            nn.init.zeros_(expert.bias)
+        self.experts = nn.ModuleList(experts)
         self.register_buffer("log_pi", torch.full((self.num_classes,), -float(np.log(self.num_classes))))
         self.register_buffer("class_group", torch.zeros(self.num_classes, dtype=torch.int64))
         self.register_buffer("taus", torch.tensor([float(t) for t in taus]))
@@ -68,8 +81,12 @@ class GroupExpertNet(nn.Module):
     def heads(self, x: torch.Tensor) -> dict[str, Any]:
         """``taps``, ``branch_logits`` [B, expert, branch, C] and ``z`` [B, expert, C] (branch mean)."""
         out = self.backbone.forward_features(x)
-        f = out["features"]
-        branches = [bn(f) for bn in self.group_bns]
+        if self.group_bn == "map":
+            if "feature_map" not in out:
+                raise ValueError("group_bn='map' needs a backbone whose forward_features returns feature_map")
+            branches = [bn(out["feature_map"]).mean(dim=(2, 3)) for bn in self.group_bns]
+        else:
+            branches = [bn(out["features"]) for bn in self.group_bns]
         branch_logits = torch.stack([torch.stack([e(h) for h in branches], dim=1) for e in self.experts], dim=1)
         return {"taps": out["taps"], "branch_logits": branch_logits, "z": branch_logits.mean(dim=2)}
 
@@ -112,9 +129,14 @@ class CPE(PriorMixin, SSLAlgorithm):
         taus: Sequence[float] = (0.0, 2.0, 4.0),
         predict_expert: int = 1,
         class_counts: Sequence[int] | None = None,
+        group_split: str = "reference",
+        group_bn: str = "map",
         **rest: Any,
     ):
         super().__init__(model, num_classes, **rest)
+        if group_split not in GROUP_SPLITS:
+            raise ValueError(f"group_split must be one of {', '.join(GROUP_SPLITS)}, got {group_split!r}")
+        self.group_split, self.group_bn = group_split, group_bn
         threshold, lambda_u = check_pseudo_label_params(threshold, lambda_u)
         if not hasattr(model, "forward_features") or not hasattr(model, "feature_dim"):
             raise ValueError(f"{self.name}: the network needs forward_features() and feature_dim (cnn, wrn-28-2)")
@@ -123,7 +145,7 @@ class CPE(PriorMixin, SSLAlgorithm):
         self.predict_expert = int(predict_expert)
         self._init_prior(class_counts)
         self.model = self.net_class(model, num_classes, taus=self.taus, predict_expert=self.predict_expert,
-                                    **self.net_kwargs())  # fmt: skip
+                                    group_bn=group_bn, **self.net_kwargs())  # fmt: skip
         self.model.set_prior(self.log_pi, self.groups)
 
     def net_kwargs(self) -> dict[str, Any]:
@@ -132,7 +154,8 @@ class CPE(PriorMixin, SSLAlgorithm):
 
     def hyperparams(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "lambda_u": self.lambda_u, "taus": self.taus,
-                "predict_expert": self.predict_expert, "class_counts": self.class_counts}  # fmt: skip
+                "predict_expert": self.predict_expert, "class_counts": self.class_counts,
+                "group_split": self.group_split, "group_bn": self.group_bn}  # fmt: skip
 
     def on_train_start(self, trainer: Any) -> None:
         self._prior_from_trainer(trainer)

@@ -32,6 +32,7 @@ class PriorMixin:
 
     class_counts: list[int] | None
     num_classes: int
+    group_split: str = "reference"  # head/medium/tail sizes, see semclust.ssl.longtail.group_sizes
 
     def _init_prior(self, class_counts: Sequence[int] | None) -> None:
         self.class_counts = None if class_counts is None else [int(c) for c in class_counts]
@@ -42,7 +43,7 @@ class PriorMixin:
     def _set_prior(self, counts: Sequence[int] | np.ndarray) -> None:
         self.counts = np.asarray(counts, dtype=np.int64)
         self.log_pi = torch.as_tensor(log_prior(self.counts), dtype=torch.float32)
-        self.groups = class_groups(self.counts)
+        self.groups = class_groups(self.counts, self.group_split)
 
     def _prior_from_trainer(self, trainer: Any) -> None:
         if self.class_counts is None:  # estimated from the labelled labels
