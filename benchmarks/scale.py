@@ -52,6 +52,7 @@ Stages (parameters in each record):
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
 import os
@@ -325,19 +326,23 @@ def run_embed(stage: str, n: int, repeat: int = 3) -> dict[str, Any]:
     cluster: Any = None
     extra: dict[str, Any] = {"engine": "local", "torch_threads": threads, "backend": encoder.backend}
     if stage in ("embed-ray", "embed-ray-2nodes"):
+        t0 = time.perf_counter()
+        if stage == "embed-ray-2nodes":
+            from semclust.engines.local_cluster import LocalRayCluster
+
+            cluster = LocalRayCluster(cpus=1).__enter__()
+            # A crash below must not leave the nodes running (they outlive this process).
+            atexit.register(cluster.stop)
+            cluster.add_node()
+            os.environ.update(cluster.driver_env())  # before `import ray`, which reads the auth mode
         import ray
 
         from semclust.engines.ray import RayEngine
 
-        t0 = time.perf_counter()
-        if stage == "embed-ray":
+        if cluster is None:
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
             what = "ray (1 node: local, 2 CPUs, 2 actors x 1 thread)"
         else:
-            from semclust.engines.local_cluster import LocalRayCluster
-
-            cluster = LocalRayCluster(cpus=1).__enter__()
-            cluster.add_node()
             ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
             what = "ray (2 nodes x 1 CPU on this machine, ray start on loopback, 2 actors x 1 thread)"
         extra = {"engine": what, "backend": encoder.backend, "ray_init_s": time.perf_counter() - t0}

@@ -24,7 +24,7 @@ from semclust.store.feature_store import FeatureStore
 
 N_IMAGES = 512  # two of the engine's 256-position blocks: one per actor, both busy when a node dies
 SHARD = 32
-COMMON = ["--encoder", "offline:image_size=64", "--shard-size", str(SHARD), "--dtype", "float32"]
+COMMON = ["--encoder", "offline:image_size=32", "--shard-size", str(SHARD), "--dtype", "float32"]
 ENCODER_ACTOR = "MapWorker("  # Ray Data's actor class for the encoder pool
 
 

@@ -108,6 +108,10 @@ class LocalRayCluster:
         os.killpg(node.pid, signal.SIGKILL)
         node.wait(timeout=30)
 
+    def driver_env(self) -> dict[str, str]:
+        """What a driver process needs in ``os.environ`` to join (the cluster's token)."""
+        return {key: self.env[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+
     # ------------------------------------------------------------------ queries
     def query(self, code: str) -> object:
         """Run ``code`` in a fresh driver joined to the cluster; it must print one JSON value."""
