@@ -486,6 +486,7 @@ def metaexpert_constant_ema(records: list[dict], before: list[dict]) -> list[str
 def language_before_after(after: list[dict], before: list[dict]) -> list[str]:
     """TAC and SCAN before and after issue 17 (reference defaults), per dataset."""
     methods = ("tac-notrain", "tac", "scan")
+    after = [r for r in after if "noun_templates" in r]  # written by the issue-17 language.py only
     if not before or not any(r["method"] in methods for r in after):
         return []
     lines = [
