@@ -35,6 +35,7 @@ Run: ``.venv/bin/python benchmarks/tac_reference.py --tac-repo DIR [--seeds 0 1 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -163,7 +164,9 @@ def main() -> None:
     from semclust.workflow import embed, feature_set_from_store
 
     torch.set_num_threads(args.threads)
-    records: list[dict[str, Any]] = []
+    # A rerun keeps what is recorded and skips the (dataset, seed) pairs already done.
+    records: list[dict[str, Any]] = json.loads(args.out.read_text()) if args.out.exists() else []
+    done = {(r["dataset"], r["seed"]) for r in records}
     for source in args.datasets:
         dataset = source.removeprefix("dataset:")
         store = embed(source, encoder=args.encoder).store
@@ -177,6 +180,8 @@ def main() -> None:
         base = {"dataset": dataset, "encoder": args.encoder, "noun_templates": args.noun_templates,
                 "image_view": "joint", "k_prime": k_prime, "n": len(joint)}  # fmt: skip
         for seed in args.seeds:
+            if (dataset, seed) in done:
+                continue
             start = time.perf_counter()
             public = run_public(args.tac_repo, joint, nouns, labels, k_prime, seed, args.threads)
             public_wall = time.perf_counter() - start
