@@ -33,6 +33,8 @@ import semclust
 REPO = Path(semclust.__file__).resolve().parents[1]
 RAY_CLI = [sys.executable, "-m", "ray.scripts.scripts"]
 
+QUERY_MARKER = "SEMCLUST-QUERY-RESULT "
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -114,23 +116,31 @@ class LocalRayCluster:
 
     # ------------------------------------------------------------------ queries
     def query(self, code: str) -> object:
-        """Run ``code`` in a fresh driver joined to the cluster; it must print one JSON value."""
+        """Run ``code`` in a fresh driver joined to the cluster; it must set ``result`` to a JSON-able value.
+
+        The value comes back on a marked line: Ray may print warnings (e.g. lagging heartbeats on a
+        busy machine) to stdout after it."""
         script = (
             "import json, ray\n"
-            f"ray.init(address={self.address!r}, log_to_driver=False, logging_level='ERROR')\n" + code
+            f"ray.init(address={self.address!r}, log_to_driver=False, logging_level='ERROR')\n"
+            + code
+            + f"\nprint({QUERY_MARKER!r} + json.dumps(result), flush=True)\n"
         )
         done = subprocess.run(
             [sys.executable, "-c", script], env=self.env, capture_output=True, text=True, timeout=120, check=False
         )
         if done.returncode != 0:
             raise RuntimeError(f"cluster query failed:\n{done.stderr[-3000:]}\n{self.logs()}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        marked = [line for line in done.stdout.splitlines() if line.startswith(QUERY_MARKER)]
+        if not marked:
+            raise RuntimeError(f"cluster query printed no result:\n{done.stdout[-2000:]}")
+        return json.loads(marked[-1][len(QUERY_MARKER) :])
 
     def alive_nodes(self) -> list[str]:
         for node in self.nodes:
             if node not in self.killed and node.poll() is not None:
                 raise RuntimeError(f"a Ray node exited with {node.returncode}:\n{self.logs()}")
-        nodes = self.query("print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive']]))")
+        nodes = self.query("result = [n['NodeID'] for n in ray.nodes() if n['Alive']]")
         assert isinstance(nodes, list)
         return [str(n) for n in nodes]
 
@@ -151,8 +161,8 @@ class LocalRayCluster:
         """Every actor the GCS remembers (dead ones included): class name, job, node, state."""
         code = (
             "from ray._private import state\n"
-            "print(json.dumps([{'class': a['ActorClassName'], 'job': a['JobID'], 'node': a['Address']['NodeID'],"
-            " 'state': a['State']} for a in state.actors().values()]))"
+            "result = [{'class': a['ActorClassName'], 'job': a['JobID'], 'node': a['Address']['NodeID'],"
+            " 'state': a['State']} for a in state.actors().values()]"
         )
         actors = self.query(code)
         assert isinstance(actors, list)

@@ -12,11 +12,29 @@ from typing import Any
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (no window in which
+    another thread's files would be created with the wrong mode)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600 files; outputs are shared (a report served, a store read by another
+        # user), so they get the mode an ordinary open() would give: 0666 less the umask.
+        os.chmod(tmp_name, 0o666 & ~current_umask())
         with os.fdopen(fd, mode) as handle:
             write(handle)
             handle.flush()
