@@ -187,15 +187,16 @@ class OfflineEncoder(Encoder):
 
     def classifier_weights(self) -> np.ndarray:
         """The classifier's fc weight rows, float32[1000, 1280] (one per class, logit order)."""
-        if self._fc_head is None:
-            self._fc_head = classifier_head(self.visual_model)
-        return self._fc_head[0]
+        return self._classifier_head()[0]
 
     def classifier_bias(self) -> np.ndarray:
         """The classifier's fc bias, float32[1000] (logit order)."""
+        return self._classifier_head()[1]
+
+    def _classifier_head(self) -> tuple[np.ndarray, np.ndarray]:
         if self._fc_head is None:
             self._fc_head = classifier_head(self.visual_model)
-        return self._fc_head[1]
+        return self._fc_head
 
     @property
     def bridge(self) -> ConSEBridge | LinearBridge | MixBridge:

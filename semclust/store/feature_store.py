@@ -102,7 +102,7 @@ def embed_shards_local(
     """The in-process engine: one thread decodes and prepares the next batch while this one runs
     the forward pass (PIL and ONNX Runtime release the GIL), so the encoder is never kept waiting."""
     batches = [
-        (shard.index, lo, min(shard.stop, lo + encoder.batch_size))
+        (lo, min(shard.stop, lo + encoder.batch_size))
         for shard in shards
         for lo in range(shard.start, shard.stop, encoder.batch_size)
     ]
@@ -113,17 +113,17 @@ def embed_shards_local(
         def fill() -> None:
             nonlocal next_batch
             while len(ahead) < PREFETCH_BATCHES and next_batch < len(batches):
-                _, lo, hi = batches[next_batch]
+                lo, hi = batches[next_batch]
                 ahead.append(pool.submit(_decode_batch, source, encoder, lo, hi))
                 next_batch += 1
 
         try:
+            fill()
             for shard in shards:
                 views: dict[str, list[np.ndarray]] = {}
                 kept: list[int] = []
                 skipped: list[SkippedItem] = []
                 for _ in range(shard.start, shard.stop, encoder.batch_size):
-                    fill()
                     decoded = ahead.popleft().result()
                     fill()
                     skipped.extend(decoded.skipped)
