@@ -251,7 +251,7 @@ def run_stage(stage: str, n: int, data: Path) -> dict[str, Any]:
         spherical_kmeans(x, 100, n_init=1, max_iter=20, random_state=0)
         record.update(wall_s=time.perf_counter() - t0, params={"K": 100, "n_init": 1, "max_iter": 20})
     elif stage == "laic-notrain":
-        from semclust.methods.laic import LAICNoTrain
+        from semclust.methods.laic_notrain import LAICNoTrain
 
         x = load_float32(shards)
         nouns = np.load(data / "nouns.npy")

@@ -158,7 +158,8 @@ def main() -> None:
 
     import torch
 
-    from semclust.methods.tac import TAC, TACNoTrain
+    from semclust.methods.tac import TAC
+    from semclust.methods.tac_notrain import TACNoTrain
     from semclust.metrics import evaluate
     from semclust.ops.tac_text import default_n_centers
     from semclust.workflow import embed, feature_set_from_store

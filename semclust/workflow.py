@@ -22,8 +22,9 @@ from semclust.cache import default_cache_dir
 from semclust.data.base import ImageSource
 from semclust.distributed import barrier, join_if_launched
 from semclust.encoders.base import Encoder, encoder_identity
-from semclust.encoders.registry import encoder_from_config, get_encoder
-from semclust.methods.registry import FeatureSet, MethodResult, run_method
+from semclust.encoders.registry import get_encoder
+from semclust.feature_set import feature_set_from_store
+from semclust.methods.registry import FeatureSet, MethodResult, MethodSpec, get_spec, run_method
 from semclust.metrics import evaluate
 from semclust.outputs.run_dir import CHECKPOINT_DIR, prepare_run_dir, write_run
 from semclust.store.atomic import write_json
@@ -127,107 +128,6 @@ def embed(
     return EmbedResult(FeatureStore(out_dir), report)
 
 
-def feature_set_from_store(
-    store: FeatureStore,
-    *,
-    device: str = "cpu",
-    vocabulary: str | None = None,
-    noun_templates: str | Sequence[str] = "single",
-    progress: ProgressFactory | None = None,
-    source: ImageSource | None = None,
-    threads: int | None = None,
-    timings: dict[str, float] | None = None,
-) -> FeatureSet:
-    """The views of a store, plus lazy access to its encoder's text tower and noun vocabulary.
-
-    With ``source`` (the source the store was built from), ``images`` lazily returns its uint8
-    images aligned with the store's ids (folders resized to 32 px), for methods such as asd.
-
-    ``vocabulary`` is a file with one noun per line, ``wordnet-all`` (every WordNet noun
-    synset) or ``wordnet-concrete`` (the default: artifacts, animals, plants, foods, natural
-    objects, body parts, substances, people). Their text embeddings are cached under
-    ``$SEMCLUST_CACHE/texts`` per encoder and templates. The time
-    they took goes into ``timings["nouns"]`` when a ``timings`` dict is given.
-    """
-    lazy: dict[str, Any] = {}
-
-    def encoder() -> Encoder:
-        # The text tower loads only when a method needs it (zero-shot, naming, TAC, LAIC).
-        if "encoder" not in lazy:
-            lazy["encoder"] = encoder_from_config(store.encoder_config, device=device, threads=threads)
-        return lazy["encoder"]
-
-    def encode_texts(texts: Sequence[str]) -> np.ndarray:
-        return encoder().encode_texts(list(texts))
-
-    def vocab() -> Any:
-        if "vocab" not in lazy:
-            from semclust.vocab.nouns import load_vocabulary
-
-            lazy["vocab"] = load_vocabulary(vocabulary)
-        return lazy["vocab"]
-
-    def noun_synset_ids() -> list[str]:
-        return list(vocab().synset_ids)
-
-    def class_probabilities() -> np.ndarray:
-        if "probabilities" not in lazy:
-            from semclust.naming.evidence import class_probabilities as from_visual
-            from semclust.naming.evidence import classifier_head, softmax_logits
-
-            if "logits" in store.views:
-                lazy["probabilities"] = softmax_logits(store.load("logits"))
-            else:
-                head = classifier_head(encoder())
-                assert head is not None
-                lazy["probabilities"] = from_visual(store.load("visual"), *head)
-        return lazy["probabilities"]
-
-    # Only the offline encoder's visual view ends in an ImageNet classifier (synsets = classes).
-    has_classifier = store.encoder_config.get("name") == "offline" and "visual" in store.views
-
-    def nouns() -> tuple[list[str], np.ndarray]:
-        if "nouns" not in lazy:
-            from semclust.vocab.templates import get_templates
-            from semclust.vocab.text_cache import embed_texts_cached
-
-            started = time.perf_counter()
-            vocab_ = vocab()
-            on_progress = progress("embedding noun vocabulary", len(set(vocab_.names))) if progress else None
-            embeddings = embed_texts_cached(
-                encoder(),
-                vocab_.names,
-                get_templates(noun_templates),
-                default_cache_dir() / "texts",
-                progress=on_progress,
-            )
-            lazy["nouns"] = (list(vocab_.names), embeddings)
-            if timings is not None:
-                timings["nouns"] = time.perf_counter() - started
-        return lazy["nouns"]
-
-    def images() -> tuple[np.ndarray, list[str]]:
-        if "images" not in lazy:
-            from semclust.methods.asd import source_images
-
-            lazy["images"] = source_images(source, store.ids)
-        return lazy["images"]
-
-    return FeatureSet(
-        joint=store.load("joint"),
-        visual=store.load("visual") if "visual" in store.views else None,
-        labels=store.labels,
-        class_names=store.class_names,
-        encode_texts=encode_texts,
-        nouns=nouns,
-        encoder=encoder,
-        progress=progress,
-        images=images if source is not None else None,
-        noun_synset_ids=noun_synset_ids,
-        class_probabilities=class_probabilities if has_classifier else None,
-    )
-
-
 @dataclass
 class ClusterRun:
     out_dir: Path | None
@@ -273,41 +173,140 @@ def cluster(
     cached store), ``load``, ``fit`` and, inside ``fit``, ``nouns`` (the noun vocabulary's text
     embeddings, cached after the first run).
     """
+    spec = get_spec(method)
+    options = dict(method_options or {})
+    # Everything a user can get wrong is checked before any directory is made or image embedded.
+    spec.check_params(options)
+    k_requested = check_n_clusters_request(n_clusters, spec)
     timings: dict[str, float] = {}
     # Alone this joins nothing and the barriers below do nothing.
     dist_ctx = join_if_launched(device)
     if not dist_ctx.is_main:
         barrier(dist_ctx)  # wait until rank 0 has prepared the run directory and the feature store
+    created = out is not None and not Path(out).exists()
     if dist_ctx.is_main:
         out_dir = prepare_run_dir(out, force, resume=resume) if out is not None else None
     else:
         out_dir = Path(out) if out is not None else None
-    started = time.perf_counter()
-    image_source: ImageSource | None = None
-    if FeatureStore.is_store(source):
-        store = FeatureStore(source)
-        if not store.complete:
-            raise ValueError(f"feature store {source} is incomplete; finish it with 'semclust embed'")
-        embed_info: dict[str, Any] = {"store": str(store.root), "reused": True}
-    else:
-        image_source = open_any_source(source, labels_from_folders=labels_from_folders, data_root=data_root)
-        embedded = embed(
-            image_source,
+    try:
+        return _cluster_into(
+            out_dir,
+            source,
+            spec,
+            k_requested,
+            random_state,
+            options,
+            dist_ctx=dist_ctx,
+            resume=resume,
             encoder=encoder,
             device=device,
             batch_size=batch_size,
             labels_from_folders=labels_from_folders,
             data_root=data_root,
+            vocabulary=vocabulary,
+            noun_templates=noun_templates,
+            name_clusters=name_clusters,
             progress=progress,
             threads=threads,
+            timings=timings,
         )
-        store = embedded.store
-        embed_info = {
-            "store": str(store.root),
-            "shards_written": embedded.report.shards_written,
-            "shards_reused": embedded.report.shards_reused,
-            "images_per_s": embedded.report.items_per_s,
-        }
+    except BaseException:
+        if created and dist_ctx.is_main and out_dir is not None:
+            remove_if_empty(out_dir)  # a failed first run leaves no empty run directory behind
+        raise
+
+
+def check_n_clusters_request(n_clusters: int | str | None, spec: MethodSpec) -> int | str | None:
+    """``n_clusters`` as given to :func:`cluster`: an int of at least 2, ``"auto"``, or None
+    for a method that takes K from elsewhere (zeroshot); anything else is a ValueError."""
+    if n_clusters is None:
+        if spec.needs_k:
+            raise ValueError(f"method {spec.name} needs the number of clusters (--k)")
+        return None
+    if n_clusters == "auto":
+        return "auto"
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 2:
+        raise ValueError(f"number of clusters must be an integer of at least 2 or 'auto', got {n_clusters!r}")
+    return int(n_clusters)
+
+
+def remove_if_empty(path: Path) -> None:
+    """Remove ``path`` and its empty subfolders if no file is anywhere below it."""
+    if path.is_dir() and not any(p.is_file() or p.is_symlink() for p in path.rglob("*")):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _open_features(
+    source: str,
+    *,
+    encoder: str,
+    device: str,
+    batch_size: int | None,
+    labels_from_folders: bool,
+    data_root: str | None,
+    progress: ProgressFactory | None,
+    threads: int | None,
+) -> tuple[FeatureStore, ImageSource | None, dict[str, Any]]:
+    """The complete feature store of ``source`` (embedding it if needed), the image source
+    when there is one (not for a store directory), and what the run record says about it."""
+    if FeatureStore.is_store(source):
+        store = FeatureStore(source)
+        if not store.complete:
+            raise ValueError(f"feature store {source} is incomplete; finish it with 'semclust embed'")
+        return store, None, {"store": str(store.root), "reused": True}
+    image_source = open_any_source(source, labels_from_folders=labels_from_folders, data_root=data_root)
+    embedded = embed(
+        image_source,
+        encoder=encoder,
+        device=device,
+        batch_size=batch_size,
+        labels_from_folders=labels_from_folders,
+        data_root=data_root,
+        progress=progress,
+        threads=threads,
+    )
+    info = {
+        "store": str(embedded.store.root),
+        "shards_written": embedded.report.shards_written,
+        "shards_reused": embedded.report.shards_reused,
+        "images_per_s": embedded.report.items_per_s,
+    }
+    return embedded.store, image_source, info
+
+
+def _cluster_into(
+    out_dir: Path | None,
+    source: str,
+    spec: MethodSpec,
+    n_clusters: int | str | None,
+    random_state: int,
+    options: dict[str, Any],
+    *,
+    dist_ctx: Any,
+    resume: bool,
+    encoder: str,
+    device: str,
+    batch_size: int | None,
+    labels_from_folders: bool,
+    data_root: str | None,
+    vocabulary: str | None,
+    noun_templates: str | Sequence[str] | None,
+    name_clusters: bool,
+    progress: ProgressFactory | None,
+    threads: int | None,
+    timings: dict[str, float],
+) -> ClusterRun:
+    started = time.perf_counter()
+    store, image_source, embed_info = _open_features(
+        source,
+        encoder=encoder,
+        device=device,
+        batch_size=batch_size,
+        labels_from_folders=labels_from_folders,
+        data_root=data_root,
+        progress=progress,
+        threads=threads,
+    )
     if dist_ctx.is_main:
         barrier(dist_ctx)  # the store is complete: the other ranks may open it now
     timings["features"] = time.perf_counter() - started
@@ -317,7 +316,7 @@ def cluster(
         raise ValueError(f"no readable images in {source}: all {len(skipped)} files were skipped{first}")
 
     if noun_templates is None:  # TAC embeds its nouns with its seven templates; the rest with one
-        noun_templates = "tac" if method in ("tac", "tac-notrain") else "single"
+        noun_templates = spec.noun_templates
     t0 = time.perf_counter()
     features = feature_set_from_store(
         store,
@@ -337,36 +336,32 @@ def cluster(
         k_auto = estimate_k(features)
         k = int(k_auto["k"])
         timings["choose_k"] = time.perf_counter() - t0
-    elif isinstance(n_clusters, str):
-        raise ValueError(f"number of clusters must be an integer or 'auto', got {n_clusters!r}")
     else:
-        k = n_clusters
+        k = None if n_clusters is None else int(n_clusters)
     t0 = time.perf_counter()
     result = run_method(
-        method,
+        spec.name,
         features,
         k,
         random_state,
         name_clusters_with_nouns=name_clusters,
         checkpoint_dir=out_dir / CHECKPOINT_DIR if out_dir is not None else None,
         resume=resume,
-        **(method_options or {}),
+        **options,
     )
     timings["fit"] = time.perf_counter() - t0
 
     ids = store.ids
-    metrics = None
-    if features.labels is not None:
-        metrics = evaluate(features.labels, result.labels)
+    metrics = evaluate(features.labels, result.labels) if features.labels is not None else None
     record = {
-        "method": method,
+        "method": spec.name,
         "n_clusters": result.n_clusters,
         "k_auto": k_auto,
         "seed": random_state,
         "source": source,
         "encoder": store.encoder_config,
         "features": embed_info,
-        "method_options": {**(method_options or {}), **result.info},
+        "method_options": {**options, **result.info},
         "vocabulary": vocabulary or ("wordnet-concrete" if name_clusters else None),
         "noun_templates": noun_templates,
         "n_items": len(ids),
@@ -376,31 +371,42 @@ def cluster(
         "versions": _versions(),
     }
     if out_dir is not None and dist_ctx.is_main:
-        write_run(
-            out_dir,
-            ids=ids,
-            clusters=result.labels,
-            n_clusters=result.n_clusters,
-            cluster_names=result.cluster_names,
-            metrics=metrics,
-            run_record=record,
-            cluster_naming=(
-                [result.naming.summary(k) for k in range(result.n_clusters)] if result.naming is not None else None
-            ),
-        )
-        from semclust.outputs.model import METHOD_ESTIMATORS, MODEL_DIR, save_result
-
-        if method in METHOD_ESTIMATORS:  # every registry method, asd included (its network + pixel shape)
-            save_result(
-                out_dir / MODEL_DIR,
-                method=method,
-                result=result,
-                encoder_config=store.encoder_config,
-                extra={"feature_dtype": store.manifest.get("dtype", "float32")},
-            )
-        # the run is written: its training checkpoint has nothing left to resume
-        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+        _write_cluster_run(out_dir, spec.name, ids, result, metrics, record, store)
     return ClusterRun(out_dir, ids, result, metrics, store.skipped, record)
+
+
+def _write_cluster_run(
+    out_dir: Path,
+    method: str,
+    ids: list[str],
+    result: MethodResult,
+    metrics: dict[str, Any] | None,
+    record: dict[str, Any],
+    store: FeatureStore,
+) -> None:
+    from semclust.outputs.model import MODEL_DIR, save_result
+
+    write_run(
+        out_dir,
+        ids=ids,
+        clusters=result.labels,
+        n_clusters=result.n_clusters,
+        cluster_names=result.cluster_names,
+        metrics=metrics,
+        run_record=record,
+        cluster_naming=(
+            [result.naming.summary(k) for k in range(result.n_clusters)] if result.naming is not None else None
+        ),
+    )
+    save_result(  # every method saves its model (asd: its network and the pixel shape)
+        out_dir / MODEL_DIR,
+        method=method,
+        result=result,
+        encoder_config=store.encoder_config,
+        extra={"feature_dtype": store.manifest.get("dtype", "float32")},
+    )
+    # the run is written: its training checkpoint has nothing left to resume
+    shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
 
 
 def estimate_k(features: FeatureSet, k_max: int = 30) -> dict[str, Any]:

@@ -9,7 +9,8 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from semclust.methods.laic import LAIC, LAICNoTrain, initial_center_nouns
+from semclust.methods.laic import LAIC
+from semclust.methods.laic_notrain import LAICNoTrain, initial_center_nouns
 from semclust.ops.features import l2_normalize
 from semclust.ops.filtering import filter_neighbours
 from semclust.ops.knn import knn
@@ -141,7 +142,7 @@ def test_prompt_centers_with_minilm() -> None:
 
 
 def test_kmeans_iter_reaches_both_no_train_kmeans(data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    import semclust.methods.laic as laic_module
+    import semclust.methods.laic_notrain as laic_module
     import semclust.ops.tac_text as tac_text
 
     seen: list[int] = []

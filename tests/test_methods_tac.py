@@ -8,7 +8,8 @@ from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
 from semclust.methods.base import NotFittedError
-from semclust.methods.tac import TAC, TACNoTrain, cluster_infonce, make_head, tac_loss
+from semclust.methods.tac import TAC, cluster_infonce, make_head, tac_loss
+from semclust.methods.tac_notrain import TACNoTrain
 
 K, D, PER = 4, 16, 60
 

@@ -21,24 +21,18 @@ def _split(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
-def parse_params(items: list[str]) -> dict:
-    """``["epochs=5", "centers=free", "lam=0.5"]`` -> typed values (int, float, bool, None or str)."""
-    params: dict = {}
+def parse_params(method: str, items: list[str]) -> dict:
+    """``["epochs=5", "taus=1,2"]`` -> values typed by method ``method``'s parameter annotations
+    (:meth:`semclust.methods.spec.MethodSpec.parse_params`); ValueError naming a bad key or value."""
+    from semclust.methods.registry import get_spec
+
+    texts: dict[str, str] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--param {item!r} is not KEY=VALUE")
-        value: object = text
-        for convert in (int, float):
-            try:
-                value = convert(text)
-                break
-            except ValueError:
-                pass
-        if text in ("true", "false", "none"):
-            value = {"true": True, "false": False, "none": None}[text]
-        params[key.strip().replace("-", "_")] = value
-    return params
+        texts[key.strip().replace("-", "_")] = text
+    return get_spec(method).parse_params(texts)
 
 
 @app.command()
@@ -123,9 +117,7 @@ def _report_skipped(skipped: list) -> None:
 def cluster_cmd(
     source: str = typer.Argument(..., help="Image folder, dataset:NAME[:split], or a feature-store directory"),
     k: str | None = typer.Option(None, "--k", help="Number of clusters, or 'auto' (zeroshot: the class names)"),
-    method: str = typer.Option(
-        "kmeans", help="kmeans | zeroshot | tac-notrain | tac | laic-notrain | laic | scan | asd"
-    ),
+    method: str = typer.Option("kmeans", help="Method; 'semclust methods' lists them with their parameters"),
     seed: int = typer.Option(0, help="Random seed"),
     out: str = typer.Option(..., "--out", help="Run directory to write"),
     force: bool = typer.Option(False, help="Overwrite an existing run directory"),
@@ -154,8 +146,9 @@ def cluster_cmd(
     """Cluster images and write assignments.csv, clusters.json, metrics.json and run.json."""
     from semclust import workflow
 
+    # Checked before anything is embedded: the method, --k and every --param.
     try:
-        options: dict = parse_params(param)
+        options: dict = parse_params(method, param)
     except ValueError as err:
         fail(str(err))
     if view:
@@ -164,7 +157,9 @@ def cluster_cmd(
         options["class_names"] = _split(class_names)
     if templates:
         options["templates"] = [t for t in templates.split("|") if t]
-    if k is None and method != "zeroshot":
+    from semclust.methods.registry import get_spec
+
+    if k is None and get_spec(method).needs_k:
         fail(f"method {method} needs --k")
     n_clusters: int | str | None = k
     if k is not None and k != "auto":
@@ -203,12 +198,6 @@ def cluster_cmd(
                 report_path = write_report(out)  # the run directory just written
     except USER_ERRORS as err:
         fail(str(err))
-    except TypeError as err:
-        # parse_params hands strings through ("epochs=abc"); the estimators' checks then meet a
-        # str where they compare numbers. With no --param given a TypeError is a bug: keep it.
-        if not param:
-            raise
-        fail(f"a --param value has the wrong type ({' '.join(param)}): {err}")
     _print_run(run)
     if report:
         console.print(f"wrote {report_path}", highlight=False)
@@ -226,13 +215,11 @@ def _print_run(run) -> None:
         [int(s) for s in __import__("numpy").bincount(run.result.labels, minlength=run.result.n_clusters)]
     )
     console.print(f"{run.record['method']}: {len(run.ids)} items in {run.result.n_clusters} clusters, sizes {sizes}")
-    options = run.record.get("method_options", {})
-    if "coverage_probability" in options:
-        purity = options.get("pseudo_label_purity")
-        console.print(
-            f"asd: {options['n_labelled']} sampled images, coverage probability {options['coverage_probability']:.4f}"
-            + (f", pseudo-label purity {purity:.3f}" if purity is not None else "")
-        )
+    from semclust.methods.registry import get_spec
+
+    summary = get_spec(run.record["method"]).run_summary
+    for line in summary(run.record.get("method_options", {})) if summary else []:
+        console.print(line, highlight=False, markup=False)
     if run.metrics:
         m = run.metrics
         console.print(f"ACC {m['acc']:.4f}  NMI {m['nmi']:.4f}  ARI {m['ari']:.4f}  (n={m['n']})")
@@ -255,6 +242,31 @@ def _print_run(run) -> None:
         console.print(
             f"wrote {run.out_dir}/assignments.csv, clusters.json, run.json" + (", metrics.json" if run.metrics else "")
         )
+
+
+@app.command("methods")
+def methods_cmd(
+    method: str | None = typer.Argument(None, help="One method: list its parameters"),
+) -> None:
+    """List the clustering methods, or one method's parameters (what --param may set)."""
+    from semclust.methods.registry import METHODS, get_spec
+
+    if method is None:
+        width = max(map(len, METHODS))
+        for name, spec in METHODS.items():
+            flags = [f for f, on in (("resumable", spec.resumable), ("needs no --k", not spec.needs_k)) if on]
+            extra = f"  [{', '.join(flags)}]" if flags else ""
+            typer.echo(f"{name:<{width}}  {spec.summary}{extra}")
+        typer.echo("'semclust methods NAME' lists a method's parameters.")
+        return
+    try:
+        spec = get_spec(method)
+    except ValueError as err:
+        fail(str(err))
+    typer.echo(f"{spec.name}: {spec.summary}")
+    typer.echo(f"estimator: {spec.estimator.__module__}.{spec.estimator.__name__}; --param KEY=VALUE sets:")
+    for parameter in spec.parameters().values():
+        typer.echo(f"  {parameter.describe()}")
 
 
 @app.command()

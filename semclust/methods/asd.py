@@ -565,7 +565,7 @@ class ASD:
         self.device = device
         self.random_state = random_state
 
-    def get_params(self) -> dict[str, Any]:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         import inspect
 
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]

@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from semclust.methods.base import BaseClusterer, check_n_clusters
+from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec, view_input
 from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
 
 
@@ -60,3 +61,23 @@ class KMeansClusterer(BaseClusterer):
         x = self._validate_predict_input(X)
         labels, _ = assign_to_centers(x, self.centers_, spherical=self.spherical)
         return labels
+
+
+def fit_kmeans(
+    features: FeatureSet, n_clusters: int, random_state: int, view: str | None = None, n_init: int = 5
+) -> MethodResult:
+    """k-means on ``view`` (default: the visual view when the encoder has one)."""
+    view, rows = features.image_view(view)
+    estimator = KMeansClusterer(n_clusters=n_clusters, n_init=n_init, random_state=random_state)
+    labels = estimator.fit_predict(rows)
+    return MethodResult(estimator, labels, n_clusters, info={"view": view, "n_init": n_init})
+
+
+SPEC = MethodSpec(
+    name="kmeans",
+    estimator=KMeansClusterer,
+    fit=fit_kmeans,
+    summary="spherical k-means on the image features (the baseline)",
+    predict_inputs=view_input,
+)
+METHOD_SPECS = (SPEC,)

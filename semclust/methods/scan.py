@@ -55,6 +55,7 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,11 +64,12 @@ from torch import nn
 
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
 from semclust.methods.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
+from semclust.methods.losses import scan_loss, selection_loss, self_label_loss
 from semclust.methods.naming import text_space_centroids
+from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec, view_input
 from semclust.ops.features import check_positive_int, l2_normalize
 from semclust.ops.knn import knn
 
-_EPS = 1e-8
 _EVAL_BLOCK = 4096  # rows per block when evaluating a head or pair agreement on all data
 
 
@@ -94,48 +96,6 @@ def make_scan_head(dim: int, n_clusters: int, hidden_dim: int | None = None) -> 
         nn.ReLU(),
         nn.Linear(hidden_dim, n_clusters),
     )
-
-
-def _entropy(p_mean: torch.Tensor) -> torch.Tensor:
-    return -(p_mean * torch.log(p_mean.clamp_min(_EPS))).sum()
-
-
-def scan_loss(
-    p_anchor: torch.Tensor, p_neighbour: torch.Tensor, entropy_weight: float = 5.0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """SCAN's loss on one batch of softmax outputs ``[B, K]``: ``(total, consistency, entropy)``.
-
-    consistency = ``-mean_i log <p_anchor_i, p_neighbour_i>`` (argument clamped at 1e-8);
-    entropy = ``H(mean_i p_anchor_i)`` (anchors only, as SCAN); total = consistency -
-    entropy_weight * entropy.
-    """
-    agree = (p_anchor * p_neighbour).sum(dim=1).clamp_min(_EPS)
-    consistency = -torch.log(agree).mean()
-    entropy = _entropy(p_anchor.mean(dim=0))
-    return consistency - entropy_weight * entropy, consistency, entropy
-
-
-def selection_loss(
-    probs: np.ndarray, neighbours: np.ndarray, entropy_weight: float = 5.0
-) -> tuple[float, float, float]:
-    """A head's loss on all data: ``(total, consistency, entropy)``.
-
-    ``probs`` float[n, K] are the head's predictions on every row, ``neighbours`` int[n, k]
-    the mined neighbours. consistency = mean over all ``n * k`` pairs of
-    ``-log <p_i, p_j>``; entropy = ``H(mean_i p_i)``; total = consistency -
-    entropy_weight * entropy.
-    """
-    p = np.asarray(probs, dtype=np.float64)
-    nb = np.asarray(neighbours)
-    total_log = 0.0
-    for start in range(0, p.shape[0], _EVAL_BLOCK):
-        stop = min(start + _EVAL_BLOCK, p.shape[0])
-        agree = np.einsum("ik,ijk->ij", p[start:stop], p[nb[start:stop]])
-        total_log += float(np.log(np.maximum(agree, _EPS)).sum())
-    consistency = -total_log / nb.size
-    p_mean = p.mean(axis=0)
-    entropy = float(-(p_mean * np.log(np.maximum(p_mean, _EPS))).sum())
-    return consistency - entropy_weight * entropy, consistency, entropy
 
 
 def _softmax_np(logits: np.ndarray) -> np.ndarray:
@@ -534,25 +494,37 @@ class SCANClusterer(BaseClusterer):
         return self.predict_proba(X).argmax(axis=1).astype(np.int64)
 
 
-def self_label_loss(logits: torch.Tensor, threshold: float) -> tuple[torch.Tensor | None, int]:
-    """SCAN's confidence-based, class-balanced cross-entropy on one batch of logits [B, K].
+def fit_scan(
+    features: FeatureSet,
+    n_clusters: int,
+    random_state: int,
+    view: str | None = None,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    **options: Any,
+) -> MethodResult:
+    # Image-only, like k-means: neighbours are mined where the image features keep most class information.
+    view, rows = features.image_view(view)
+    estimator = SCANClusterer(n_clusters=n_clusters, random_state=random_state, **options)
+    on_epoch = features.epoch_callback(
+        "training scan heads", estimator.epochs + (estimator.self_label_epochs if estimator.self_label else 0)
+    )
+    estimator.fit(rows, on_epoch=on_epoch, checkpoint_dir=checkpoint_dir, resume=resume)
+    info = {
+        "view": view,
+        "best_head": int(estimator.best_head_),
+        "head_losses": list(map(float, estimator.head_losses_)),
+    }
+    return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
 
-    Targets are the argmax of the detached softmax; only rows whose max probability exceeds
-    ``threshold`` count. Class ``c`` gets weight ``n_confident / count_c`` (classes absent
-    among the confident rows: weight 1, unused) and the weighted mean is taken, as
-    ``torch.nn.functional.cross_entropy(weight=...)`` does. Returns ``(loss, n_confident)``;
-    ``loss`` is None when no row is confident.
-    """
-    with torch.no_grad():
-        prob = torch.softmax(logits.detach(), dim=1)
-        max_prob, target = prob.max(dim=1)
-        mask = max_prob > threshold
-    n_conf = int(mask.sum())
-    if n_conf == 0:
-        return None, 0
-    tgt = target[mask]
-    idx, counts = torch.unique(tgt, return_counts=True)
-    weight = torch.ones(logits.shape[1], dtype=logits.dtype, device=logits.device)
-    weight[idx] = n_conf / counts.to(logits.dtype)
-    loss = nn.functional.cross_entropy(logits[mask], tgt, weight=weight)
-    return loss, n_conf
+
+SPEC = MethodSpec(
+    name="scan",
+    estimator=SCANClusterer,
+    fit=fit_scan,
+    summary="SCAN clustering heads on mined image-feature neighbours (+ self-labelling)",
+    predict_inputs=view_input,
+    resumable=True,
+)
+METHOD_SPECS = (SPEC,)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -31,192 +31,20 @@ from torch import nn
 
 from semclust.methods.base import BaseClusterer, check_n_clusters
 from semclust.methods.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
-from semclust.methods.naming import name_clusters, text_space_centroids
-from semclust.ops.features import as_feature_matrix, check_positive_int, l2_normalize
-from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
-from semclust.ops.knn import knn
-from semclust.ops.tac_text import (
-    CONCAT_KMEANS_RESTARTS,
-    DEFAULT_TEMPERATURE,
-    KMEANS_ITER,
-    NOUN_KMEANS_RESTARTS,
-    default_n_centers,
-    select_nouns,
-    text_counterparts,
+from semclust.methods.losses import EPS, cluster_entropy
+from semclust.methods.naming import text_space_centroids
+from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec
+from semclust.methods.tac_notrain import (
+    TACTextSide,
+    check_noun_embeddings,
+    check_noun_names,
+    image_input,
+    image_side,
+    tac_inputs,
 )
-
-_EPS = 1e-8
-
-
-def _check_nouns(x: np.ndarray, noun_embeddings: ArrayLike | None) -> np.ndarray:
-    if noun_embeddings is None:
-        raise ValueError("TAC needs noun_embeddings (float[m, d] text embeddings of nouns)")
-    s = as_feature_matrix(noun_embeddings, name="noun_embeddings")
-    if s.shape[1] != x.shape[1]:
-        raise ValueError(f"noun_embeddings have dimension {s.shape[1]} but X has {x.shape[1]}")
-    return s
-
-
-def _check_names(noun_names: Sequence[str] | None, m: int) -> list[str] | None:
-    if noun_names is None:
-        return None
-    names = [str(name) for name in noun_names]
-    if len(names) != m:
-        raise ValueError(f"noun_names has {len(names)} entries for {m} noun embeddings")
-    return names
-
-
-def _image_side(x: np.ndarray, image_feats: ArrayLike | None, expected_dim: int | None = None) -> np.ndarray:
-    """The image modality: ``x`` itself, or a separate view of the same rows.
-
-    An encoder reached through a bridge (the offline one) keeps much more class information
-    in its raw visual features than in the joint space (RESEARCH.md section 8), so TAC's
-    image half and image head may use them while the text side stays in the joint space.
-    """
-    image = x if image_feats is None else as_feature_matrix(image_feats, name="image_feats")
-    if image.shape[0] != x.shape[0]:
-        raise ValueError(f"image_feats has {image.shape[0]} rows for {x.shape[0]} joint embeddings")
-    if expected_dim is not None and image.shape[1] != expected_dim:
-        raise ValueError(
-            f"image features have {image.shape[1]} dims but the model was fitted on {expected_dim}; "
-            "pass the same image_feats view used in fit"
-        )
-    return l2_normalize(image)
-
-
-class _TextSide:
-    """Shared noun selection / counterpart logic of both TAC variants."""
-
-    n_clusters: int
-    n_centers: int | None
-    nouns_per_center: int
-    temperature: float
-    random_state: int
-
-    def _noun_restarts(self) -> int:
-        raise NotImplementedError
-
-    def _fit_text_side(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
-        if self.n_centers is not None:
-            n_centers = self.n_centers
-        else:
-            n_centers = default_n_centers(len(x), int(self.n_clusters))
-        selected = select_nouns(
-            x,
-            s,
-            n_centers,
-            per_center=self.nouns_per_center,
-            random_state=self.random_state,
-            n_init=self._noun_restarts(),
-        )
-        self.n_centers_ = int(n_centers)
-        self.selected_nouns_ = selected
-        self.selected_noun_embeddings_ = l2_normalize(s[selected])
-        t = text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
-        self.text_counterparts_ = t
-        return t
-
-    def text_counterparts_for(self, X: ArrayLike) -> np.ndarray:
-        """float32[n, d] text counterparts of new images, from the nouns kept by ``fit``."""
-        x = self._validate_predict_input(X)  # type: ignore[attr-defined]
-        return text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
-
-    def _set_names(self, t: np.ndarray, labels: np.ndarray, k: int, names: list[str] | None) -> None:
-        """Name clusters from the mean text counterpart, using the kept nouns.
-
-        *Interpretation*: names are ranked among the selected nouns only (those the text
-        counterparts are built from), against the normalised mean ``t_i`` of each cluster.
-        """
-        self.text_centers_ = text_space_centroids(t, labels, k)
-        if names is None:
-            self.cluster_nouns_ = None
-            self.cluster_names_ = None
-            return
-        kept = [names[j] for j in self.selected_nouns_]
-        self.cluster_nouns_ = name_clusters(self.text_centers_, self.selected_noun_embeddings_, kept, top=5)
-        self.cluster_names_ = [nouns[0] if nouns else "" for nouns in self.cluster_nouns_]
-
-
-class TACNoTrain(_TextSide, BaseClusterer):
-    """TAC without training: spherical k-means on ``[u_i ; t_i]``.
-
-    ``fit(X, noun_embeddings, noun_names=None)``: ``X`` float[n, d] image embeddings,
-    ``noun_embeddings`` float[m, d] noun text embeddings in the same joint space. Each half
-    of the concatenation is L2-normalised, as TAC does. ``n_centers`` is k' for noun
-    selection (``None``: :func:`default_n_centers`, about n / 300, 3K when that is below K);
-    ``nouns_per_center`` nouns are kept per center; ``temperature`` is the retrieval softmax
-    temperature. ``n_init`` restarts the final k-means (TAC: 20), ``noun_n_init`` the noun
-    centers' (TAC: 10); both run 300 iterations.
-
-    Learned: ``labels_``, ``centers_`` (float32[K, 2d], unit-norm, in the concatenated
-    space), ``selected_nouns_`` (indices into ``noun_embeddings``),
-    ``selected_noun_embeddings_``, ``text_counterparts_`` (float32[n, d]), ``text_centers_``
-    (normalised mean ``t_i`` per cluster), ``n_centers_``, ``n_features_in_``; with
-    ``noun_names``, ``cluster_nouns_`` (top 5 distinct kept nouns per cluster) and
-    ``cluster_names_`` (the first of them, ``""`` for an empty cluster).
-
-    ``predict`` retrieves counterparts for new images from the same kept nouns and assigns
-    ``[u ; t]`` to the most cosine-similar center.
-    """
-
-    _state_arrays = ("labels_", "centers_", "selected_nouns_", "selected_noun_embeddings_", "text_centers_")
-    _state_values = ("n_features_in_", "cluster_names_", "cluster_nouns_", "n_centers_", "image_dim_")
-
-    def __init__(
-        self,
-        n_clusters: int = 10,
-        n_centers: int | None = None,
-        nouns_per_center: int = 5,
-        temperature: float = DEFAULT_TEMPERATURE,
-        n_init: int = CONCAT_KMEANS_RESTARTS,
-        noun_n_init: int = NOUN_KMEANS_RESTARTS,
-        random_state: int = 0,
-    ) -> None:
-        self.n_clusters = n_clusters
-        self.n_centers = n_centers
-        self.nouns_per_center = nouns_per_center
-        self.temperature = temperature
-        self.n_init = n_init
-        self.noun_n_init = noun_n_init
-        self.random_state = random_state
-
-    def _noun_restarts(self) -> int:
-        return int(self.noun_n_init)
-
-    def fit(
-        self,
-        X: ArrayLike,
-        noun_embeddings: ArrayLike | None = None,
-        y: ArrayLike | None = None,
-        *,
-        noun_names: Sequence[str] | None = None,
-        image_feats: ArrayLike | None = None,
-    ) -> TACNoTrain:
-        x = self._validate_fit_input(X)
-        k = check_n_clusters(self.n_clusters, x.shape[0])
-        s = _check_nouns(x, noun_embeddings)
-        names = _check_names(noun_names, s.shape[0])
-        t = self._fit_text_side(x, s)
-        image = _image_side(x, image_feats)
-        self.image_dim_ = image.shape[1]
-        joint = np.concatenate([image, l2_normalize(t)], axis=1)
-        result = spherical_kmeans(
-            joint, k, n_init=self.n_init, max_iter=KMEANS_ITER, random_state=self.random_state
-        )
-        self.labels_ = result.labels
-        self.centers_ = result.centers
-        self.n_features_in_ = x.shape[1]
-        self._set_names(t, result.labels, k, names)
-        return self
-
-    def predict(self, X: ArrayLike, image_feats: ArrayLike | None = None) -> np.ndarray:
-        """``image_feats`` must be given when ``fit`` had them (the same view, new rows)."""
-        x = self._validate_predict_input(X)
-        t = text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
-        joint = np.concatenate([_image_side(x, image_feats, self.image_dim_), t], axis=1)
-        labels, _ = assign_to_centers(joint, self.centers_, spherical=True)
-        return labels
-
+from semclust.ops.features import check_positive_int, l2_normalize
+from semclust.ops.knn import knn
+from semclust.ops.tac_text import DEFAULT_TEMPERATURE, NOUN_KMEANS_RESTARTS, text_counterparts
 
 # --------------------------------------------------------------------------- training
 
@@ -256,16 +84,12 @@ def cluster_infonce(p: torch.Tensor, q: torch.Tensor, tau: float) -> torch.Tenso
     """
     k = p.shape[1]
     cols = torch.cat([p.t(), q.t()], dim=0)  # [2K, B]
-    cols = cols / cols.norm(dim=1, keepdim=True).clamp_min(_EPS)
+    cols = cols / cols.norm(dim=1, keepdim=True).clamp_min(EPS)
     sim = cols @ cols.t() / tau
     self_mask = torch.eye(2 * k, dtype=torch.bool, device=p.device)
     sim = sim.masked_fill(self_mask, float("-inf"))
     target = torch.cat([torch.arange(k, 2 * k), torch.arange(0, k)]).to(p.device)
     return nn.functional.cross_entropy(sim, target)
-
-
-def _entropy(p_mean: torch.Tensor) -> torch.Tensor:
-    return -(p_mean * torch.log(p_mean.clamp_min(_EPS))).sum()
 
 
 def tac_loss(
@@ -299,12 +123,12 @@ def tac_loss(
         raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY_MODES)}, got {consistency!r}")
     distill = cluster_infonce(p_txt, p_img_nb, tau) + cluster_infonce(p_img, p_txt_nb, tau)
     if consistency == "same":
-        consistency_term = -torch.log((p_txt * p_img).sum(dim=1).clamp_min(_EPS)).mean()
+        consistency_term = -torch.log((p_txt * p_img).sum(dim=1).clamp_min(EPS)).mean()
     else:
-        agree_a = (p_txt * p_img_nb).sum(dim=1).clamp_min(_EPS)
-        agree_b = (p_img * p_txt_nb).sum(dim=1).clamp_min(_EPS)
+        agree_a = (p_txt * p_img_nb).sum(dim=1).clamp_min(EPS)
+        agree_b = (p_img * p_txt_nb).sum(dim=1).clamp_min(EPS)
         consistency_term = -torch.log(agree_a).mean() - torch.log(agree_b).mean()
-    entropy = _entropy(p_txt.mean(dim=0)) + _entropy(p_img.mean(dim=0))
+    entropy = cluster_entropy(p_txt.mean(dim=0)) + cluster_entropy(p_img.mean(dim=0))
     total = distill + consistency_term - entropy_weight * entropy
     parts = {
         "distillation": float(distill.detach()),
@@ -315,7 +139,7 @@ def tac_loss(
     return total, parts
 
 
-class TAC(_TextSide, BaseClusterer):
+class TAC(TACTextSide, BaseClusterer):
     """TAC with training: two clustering heads taught by cross-modal mutual distillation.
 
     ``fit(X, noun_embeddings, noun_names=None, on_epoch=None)`` builds the text
@@ -431,8 +255,8 @@ class TAC(_TextSide, BaseClusterer):
     ) -> TAC:
         x = self._validate_fit_input(X, min_samples=2)
         k = check_n_clusters(self.n_clusters, x.shape[0])
-        s = _check_nouns(x, noun_embeddings)
-        names = _check_names(noun_names, s.shape[0])
+        s = check_noun_embeddings(x, noun_embeddings)
+        names = check_noun_names(noun_names, s.shape[0])
         epochs = check_positive_int(self.epochs, "epochs")
         batch_size = min(check_positive_int(self.batch_size, "batch_size"), x.shape[0])
         n_nb = min(check_positive_int(self.n_neighbours, "n_neighbours"), x.shape[0] - 1)
@@ -452,7 +276,7 @@ class TAC(_TextSide, BaseClusterer):
             raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         device = torch.device(self.device)
 
-        u = _image_side(x, image_feats)
+        u = image_side(x, image_feats)
         self.image_dim_ = u.shape[1]
         t = self._fit_text_side(x, s)
         nb_img, _ = knn(u, n_nb)
@@ -577,7 +401,7 @@ class TAC(_TextSide, BaseClusterer):
         x = self._validate_predict_input(X)
         if head not in ("image", "text", "mean"):
             raise ValueError(f"head must be 'image', 'text' or 'mean', got {head!r}")
-        p_img = self._image_probs(_image_side(x, image_feats, self.image_dim_))
+        p_img = self._image_probs(image_side(x, image_feats, self.image_dim_))
         if head == "image":
             return p_img
         t = text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
@@ -587,3 +411,44 @@ class TAC(_TextSide, BaseClusterer):
     def predict(self, X: ArrayLike, image_feats: ArrayLike | None = None) -> np.ndarray:
         """Image-head argmax, as TAC evaluates (the text head is not needed)."""
         return self.predict_proba(X, image_feats=image_feats).argmax(axis=1).astype(np.int64)
+
+
+def fit_tac(
+    features: FeatureSet,
+    n_clusters: int,
+    random_state: int,
+    image_view: str | None = None,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    **options: Any,
+) -> MethodResult:
+    names, nouns = features.noun_vocabulary()
+    view, image = image_input(features, image_view)
+    estimator = TAC(n_clusters=n_clusters, random_state=random_state, **options)
+    on_epoch = features.epoch_callback("training tac", estimator.epochs)
+    estimator.fit(
+        features.joint,
+        nouns,
+        noun_names=names,
+        on_epoch=on_epoch,
+        image_feats=image,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+    )
+    info = {"n_centers": estimator.n_centers_, "image_view": view, "final_loss": estimator.loss_history_[-1]}
+    return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
+
+
+SPEC = MethodSpec(
+    name="tac",
+    estimator=TAC,
+    fit=fit_tac,
+    summary="TAC: image and text heads trained by cross-modal mutual distillation",
+    predict_args=("X", "image_feats"),
+    predict_inputs=tac_inputs,
+    needs=frozenset({"nouns"}),
+    resumable=True,
+    noun_templates="tac",
+)
+METHOD_SPECS = (SPEC,)

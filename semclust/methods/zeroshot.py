@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from semclust.methods.base import BaseClusterer
+from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec
 from semclust.ops.features import as_feature_matrix, l2_normalize
 from semclust.ops.kmeans import assign_to_centers
 
@@ -91,3 +92,50 @@ class ZeroShotClusterer(BaseClusterer):
         x = self._validate_predict_input(X)
         labels, _ = assign_to_centers(x, self.centers_, spherical=True)
         return labels
+
+
+DEFAULT_TEMPLATES = ("a photo of a {}.",)
+
+
+def fit_zeroshot(
+    features: FeatureSet,
+    n_clusters: int | None,
+    random_state: int,
+    class_names: Sequence[str] | None = None,
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+) -> MethodResult:
+    """Assign to ``class_names`` (default: the dataset's), embedded with ``templates``."""
+    names = list(class_names or features.class_names or [])
+    if not names:
+        raise ValueError("zeroshot needs class names: the dataset has none, pass --class-names a,b,c")
+    if len(names) < 2:
+        raise ValueError(f"zeroshot needs at least 2 class names, got {names}")
+    if n_clusters is not None and n_clusters != len(names):
+        raise ValueError(f"zeroshot assigns to the {len(names)} class names given, but --k is {n_clusters}")
+    if features.encode_texts is None:
+        raise ValueError("zeroshot needs the encoder's text tower")
+    bad = [t for t in templates if "{}" not in t]
+    if bad:
+        raise ValueError(f"prompt templates must contain '{{}}': {bad}")
+    class_embeddings = build_class_embeddings(features.encode_texts, names, list(templates))
+    estimator = ZeroShotClusterer(class_embeddings=class_embeddings)
+    labels = estimator.fit_predict(features.joint)
+    return MethodResult(
+        estimator,
+        labels,
+        len(names),
+        cluster_names=[[n] for n in names],
+        info={"templates": list(templates), "class_names": names},
+    )
+
+
+SPEC = MethodSpec(
+    name="zeroshot",
+    estimator=ZeroShotClusterer,
+    fit=fit_zeroshot,
+    summary="each image joins the nearest class-name text (needs class names; K = their number)",
+    needs=frozenset({"text", "class_names"}),
+    needs_k=False,
+    names_clusters=True,
+)
+METHOD_SPECS = (SPEC,)

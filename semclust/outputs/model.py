@@ -31,77 +31,37 @@ import numpy as np
 from PIL import Image
 
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem, SourceError
+from semclust.methods.spec import PIXELS, VIEWS
 from semclust.store.atomic import _atomic_write, write_json
 
 if TYPE_CHECKING:
-    from semclust.methods.base import BaseClusterer
+    from semclust.methods.spec import MethodSpec
 
 FORMAT = "semclust-model"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "model.json"
 MODEL_DIR = "model"
-VIEWS = ("joint", "visual")
-PIXELS = "pixels"  # the input of models that classify the images themselves (asd), not features
-
-# method -> (estimator class, the predict arguments a view can feed)
-METHOD_ESTIMATORS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "kmeans": ("KMeansClusterer", ("X",)),
-    "zeroshot": ("ZeroShotClusterer", ("X",)),
-    "tac-notrain": ("TACNoTrain", ("X", "image_feats")),
-    "tac": ("TAC", ("X", "image_feats")),
-    "laic-notrain": ("LAICNoTrain", ("X",)),
-    "laic": ("LAIC", ("X",)),
-    "scan": ("SCANClusterer", ("X",)),
-    "asd": ("ASD", ("images",)),
-}
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
-def _estimator_class(name: str) -> type[Any]:
-    from semclust.methods.asd import ASD
-    from semclust.methods.kmeans import KMeansClusterer
-    from semclust.methods.laic import LAIC, LAICNoTrain
-    from semclust.methods.scan import SCANClusterer
-    from semclust.methods.tac import TAC, TACNoTrain
-    from semclust.methods.zeroshot import ZeroShotClusterer
+def _spec(method: str) -> MethodSpec:
+    from semclust.methods.registry import get_spec
 
-    classes: tuple[type[BaseClusterer] | type[ASD], ...] = (
-        KMeansClusterer,
-        ZeroShotClusterer,
-        TACNoTrain,
-        TAC,
-        LAICNoTrain,
-        LAIC,
-        SCANClusterer,
-        ASD,
-    )
-    return {c.__name__: c for c in classes}[name]
+    return get_spec(method)
 
 
 def model_inputs(method: str, info: dict[str, Any]) -> dict[str, str]:
-    """Which view feeds each ``predict`` argument, from a :class:`MethodResult`'s ``info``.
-
-    k-means and SCAN read the view they were fitted on (``info["view"]``); TAC reads the
-    joint view plus, when ``info["image_view"]`` is not ``"joint"``, that view as its image
-    side; zero-shot and LAIC read the joint view (LAIC's visual view only filters neighbours
-    during training); asd reads the pixels of the images.
-    """
-    if method not in METHOD_ESTIMATORS:
-        raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(METHOD_ESTIMATORS))}")
-    if method == "asd":
-        return {"images": PIXELS}
-    if method in ("kmeans", "scan"):
-        return {"X": info.get("view", "joint")}
-    if method in ("tac", "tac-notrain"):
-        image_view = info.get("image_view", "joint")
-        return {"X": "joint"} if image_view == "joint" else {"X": "joint", "image_feats": image_view}
-    return {"X": "joint"}
+    """Which view feeds each ``predict`` argument, from a :class:`MethodResult`'s ``info``
+    (the method's :attr:`MethodSpec.predict_inputs`): k-means and SCAN read the view they
+    were fitted on, TAC the joint view plus its image view, asd the pixels, the rest the
+    joint view."""
+    return _spec(method).predict_inputs(info)
 
 
 def _check_inputs(method: str, inputs: Any, where: str) -> dict[str, str]:
-    allowed = METHOD_ESTIMATORS[method][1]
+    allowed = _spec(method).predict_args
     first = allowed[0]
     if not isinstance(inputs, dict) or first not in inputs:
         raise ValueError(f"{where}: inputs must map predict arguments to views and include {first!r}, got {inputs!r}")
@@ -154,9 +114,7 @@ def save_model(
     """
     from safetensors.numpy import save as safetensors_save
 
-    if method not in METHOD_ESTIMATORS:
-        raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(METHOD_ESTIMATORS))}")
-    expected_class = METHOD_ESTIMATORS[method][0]
+    expected_class = _spec(method).estimator.__name__
     if type(estimator).__name__ != expected_class:
         raise ValueError(f"method {method} saves a {expected_class}, got {type(estimator).__name__}")
     inputs = _check_inputs(method, inputs, "save_model")
@@ -419,10 +377,9 @@ def load_model(model_dir: str | os.PathLike[str]) -> LoadedModel:
         raise _fail(manifest_path, f"model format version {version!r}; this semclust reads {FORMAT_VERSION}")
     try:
         method = manifest["method"]
-        if method not in METHOD_ESTIMATORS:
-            raise ValueError(f"unknown method {method!r}")
-        class_name = METHOD_ESTIMATORS[method][0]
-        if manifest["estimator"] != class_name:
+        spec = _spec(method)
+        class_name = spec.estimator.__name__
+        if manifest["estimator"] not in spec.estimator_names():
             raise ValueError(f"estimator {manifest['estimator']!r} does not match method {method}")
         params, learned, tensors = manifest["params"], manifest["learned"], manifest["tensors"]
         array_params = manifest.get("array_params", [])
@@ -462,7 +419,7 @@ def load_model(model_dir: str | os.PathLike[str]) -> LoadedModel:
         if not isinstance(meta, dict) or meta.get("shape") != shape or meta.get("dtype") != dtype:
             raise _fail(weights_path, f"tensor {name} is {dtype}{shape}, but {MANIFEST_FILE} says {meta}")
 
-    cls = _estimator_class(class_name)
+    cls = spec.estimator
     try:
         for name in array_params:
             params[name] = arrays.pop(f"param.{name}")

@@ -1,0 +1,127 @@
+"""Every method's spec: one table the CLI, the workflow and saved models read."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from typer.testing import CliRunner
+
+from semclust.cli.main import app
+from semclust.methods.registry import METHODS, RESUMABLE_METHODS, get_spec, spec_for_estimator
+from semclust.methods.spec import PIXELS, VIEWS
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_spec_is_consistent(name: str) -> None:
+    spec = METHODS[name]
+    assert spec.name == name and spec.summary
+    fit_args = inspect.signature(spec.fit).parameters
+    assert list(fit_args)[:3] == ["features", "n_clusters", "random_state"]
+    assert spec.resumable == ("checkpoint_dir" in fit_args and "resume" in fit_args)
+    # every predict argument a saved model maps is an argument of the estimator's predict
+    predict_args = inspect.signature(spec.estimator.predict).parameters
+    assert set(spec.predict_args) <= set(predict_args)
+    inputs = spec.predict_inputs({})
+    assert spec.predict_args[0] in inputs and set(inputs.values()) <= {*VIEWS, PIXELS}
+    assert spec_for_estimator(spec.estimator.__name__) is spec
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_estimator_clones(name: str) -> None:
+    estimator = METHODS[name].estimator(**({} if name == "zeroshot" else {"n_clusters": 3}))
+    copy = clone(estimator)
+    assert type(copy) is type(estimator) and copy is not estimator
+    assert copy.get_params(deep=True).keys() == estimator.get_params(deep=True).keys()
+
+
+def test_parameters_are_the_estimators_plus_the_fit_functions() -> None:
+    tac = get_spec("tac").parameters()
+    assert "image_view" in tac and "epochs" in tac and "n_clusters" not in tac
+    assert set(get_spec("kmeans").parameters()) == {"view", "n_init"}
+    assert get_spec("tac").parse_params({"betas": "0.8,0.9", "n_centers": "none"}) == {
+        "betas": (0.8, 0.9),
+        "n_centers": None,
+    }
+    assert RESUMABLE_METHODS == {"tac", "laic", "scan", "asd"}
+
+
+def test_methods_command_lists_every_method_and_a_methods_parameters() -> None:
+    listing = runner.invoke(app, ["methods"])
+    assert listing.exit_code == 0
+    for name in METHODS:
+        assert any(line.startswith(name + " ") for line in listing.output.splitlines())
+    one = runner.invoke(app, ["methods", "scan"])
+    assert one.exit_code == 0 and "n_heads: int (default 1)" in one.output
+    bad = runner.invoke(app, ["methods", "nope"])
+    assert bad.exit_code == 2 and "unknown method 'nope'" in bad.output
+
+
+@pytest.fixture()
+def tiny_folder(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((8, 8, 3), 60 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--k", "3", "--param", "epochz=1", "--method", "tac"], "has no parameter 'epochz'; its parameters:"),
+        (["--k", "3", "--param", "epochs=abc", "--method", "tac"], "--param epochs=abc: expected int"),
+        (["--k", "0"], "--k must be 'auto' or an integer of at least 2"),
+        (["--k", "3", "--method", "kmeanz"], "unknown method 'kmeanz'"),
+    ],
+)
+def test_mistakes_fail_before_embedding_and_leave_no_run_directory(
+    tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], fragment: str
+) -> None:
+    import semclust.workflow as workflow
+
+    def no_embedding(*a: object, **k: object) -> None:
+        raise AssertionError("embedded before the arguments were checked")
+
+    monkeypatch.setattr(workflow, "embed", no_embedding)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["cluster", str(tiny_folder), "--out", str(out), *args])
+    assert result.exit_code == 2 and fragment in result.output
+    assert not out.exists()
+
+
+def test_python_api_checks_parameters_before_embedding(tiny_folder: Path, tmp_path: Path) -> None:
+    from semclust import workflow
+
+    with pytest.raises(ValueError, match="has no parameter 'bogus'"):
+        workflow.cluster(str(tiny_folder), method="kmeans", n_clusters=2, out=tmp_path / "r", method_options={"bogus": 1})
+    with pytest.raises(ValueError, match="at least 2"):
+        workflow.cluster(str(tiny_folder), method="kmeans", n_clusters=1, out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_that_fails_after_creating_its_directory_removes_it(
+    tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semclust.workflow as workflow
+
+    def broken(*a: object, **k: object) -> None:
+        raise ValueError("encoder exploded")
+
+    monkeypatch.setattr(workflow, "embed", broken)
+    with pytest.raises(ValueError, match="exploded"):
+        workflow.cluster(str(tiny_folder), method="kmeans", n_clusters=2, out=tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
+    kept = tmp_path / "kept"
+    (kept / "checkpoint").mkdir(parents=True)
+    (kept / "checkpoint" / "state.json").write_text("{}")
+    with pytest.raises(ValueError, match="exploded"):
+        workflow.cluster(str(tiny_folder), method="kmeans", n_clusters=2, out=kept, resume=True)
+    assert (kept / "checkpoint" / "state.json").is_file()  # a directory it did not create is left alone
