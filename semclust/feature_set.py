@@ -81,8 +81,8 @@ def feature_set_from_store(
 
     def nouns() -> tuple[list[str], np.ndarray]:
         if "nouns" not in lazy:
+            from semclust.encoders.text_cache import embed_texts_cached
             from semclust.vocab.templates import get_templates
-            from semclust.vocab.text_cache import embed_texts_cached
 
             started = time.perf_counter()
             vocab_ = vocab()

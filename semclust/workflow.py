@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from semclust.atomic import write_json
 from semclust.cache import default_cache_dir
 from semclust.data.base import ImageSource
 from semclust.distributed import barrier, join_if_launched
@@ -27,7 +28,6 @@ from semclust.feature_set import feature_set_from_store
 from semclust.methods.registry import FeatureSet, MethodResult, MethodSpec, get_spec, run_method
 from semclust.metrics import evaluate
 from semclust.outputs.run_dir import CHECKPOINT_DIR, prepare_run_dir, write_run
-from semclust.store.atomic import write_json
 from semclust.store.feature_store import BuildReport, FeatureStore, build_store
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]

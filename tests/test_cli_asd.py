@@ -189,7 +189,7 @@ def test_killed_asd_run_resumes_with_identical_assignments(
     interrupted = runner.invoke(app, _asd_cluster_args(asd_folder, killed))
     assert interrupted.exit_code != 0 and saves[-1] == kill
     assert not (killed / "run.json").exists()
-    stage_state = json.loads((killed / "checkpoint" / kill[0] / "checkpoint" / "state.json").read_text())
+    stage_state = json.loads((killed / "checkpoint" / kill[0] / "checkpoint" / "checkpoint.json").read_text())["values"]
     assert stage_state["step"] == kill[1]
 
     refused = runner.invoke(app, _asd_cluster_args(asd_folder, killed))  # needs --resume (or --force)

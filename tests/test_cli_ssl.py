@@ -32,7 +32,8 @@ def test_fixmatch_on_digits_writes_metrics_log_and_run(tmp_path):
     assert log[-1]["step"] == 2
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["flip"] is False and run["config"]["algorithm"] == "fixmatch" and run["wall_time_s"] > 0
-    assert (out / "checkpoint" / "tensors.safetensors").exists()
+    assert (out / "checkpoint" / "checkpoint.json").exists()
+    assert list((out / "checkpoint").glob("tensors-*.safetensors"))
 
     again = invoke(*TINY, "--out", str(out))  # an existing run is neither overwritten nor resumed silently
     assert again.exit_code == 2 and "--resume or --force" in again.output

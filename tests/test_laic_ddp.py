@@ -25,9 +25,9 @@ from fakes import colour_images
 from PIL import Image
 
 from semclust.distributed import leave_process_group
-from semclust.methods.checkpoint import EpochCheckpoint, TrainingState
 from semclust.methods.laic import LAIC
 from semclust.ops.features import l2_normalize
+from semclust.store.checkpoint import EpochCheckpoint, TrainingState
 
 K, PER, D = 4, 40, 16
 EPOCHS = 4

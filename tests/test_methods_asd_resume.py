@@ -15,8 +15,8 @@ import torch
 from fakes import band_images
 
 from semclust.methods.asd import ASD
-from semclust.methods.checkpoint import STATE_FILE, CheckpointError
 from semclust.ssl import trainer as trainer_module
+from semclust.store.checkpoint import STATE_FILE, CheckpointError
 
 # 8 instance steps recorded from step 2 on, 6 SSL steps, a trainer checkpoint every 2 steps.
 PARAMS: dict[str, Any] = dict(
@@ -105,7 +105,7 @@ def trainer_saves(monkeypatch: pytest.MonkeyPatch, kill: tuple[str, int] | None 
 
 
 def trainer_step(stage_dir: Path) -> int:
-    return int(json.loads((stage_dir / "checkpoint" / "state.json").read_text())["step"])
+    return int(json.loads((stage_dir / "checkpoint" / "checkpoint.json").read_text())["values"]["step"])
 
 
 def assert_same_fit(a: ASD, b: ASD) -> None:

@@ -101,7 +101,9 @@ def test_python_api_checks_parameters_before_embedding(tiny_folder: Path, tmp_pa
     from semclust import workflow
 
     with pytest.raises(ValueError, match="has no parameter 'bogus'"):
-        workflow.cluster(str(tiny_folder), method="kmeans", n_clusters=2, out=tmp_path / "r", method_options={"bogus": 1})
+        workflow.cluster(
+            str(tiny_folder), method="kmeans", n_clusters=2, out=tmp_path / "r", method_options={"bogus": 1}
+        )
     with pytest.raises(ValueError, match="at least 2"):
         workflow.cluster(str(tiny_folder), method="kmeans", n_clusters=1, out=tmp_path / "r")
     assert not (tmp_path / "r").exists()

@@ -12,7 +12,8 @@ from fakes import TinyNet, band_images, tiny_net
 from safetensors.torch import load_file
 
 from semclust.ssl.data import InfiniteSampler, holdout_split, labels_per_class_split, resize_uint8
-from semclust.ssl.trainer import EMA, Trainer, cosine_lr, param_groups
+from semclust.ssl.optim import EMA, cosine_lr, param_groups
+from semclust.ssl.trainer import Trainer
 
 
 def _data(n: int = 60, seed: int = 0):
@@ -90,15 +91,16 @@ def test_ema_update_formula_and_buffers():
 def test_checkpoint_round_trip_and_log(tmp_path):
     trainer = _trainer(tmp_path, 4)
     metrics = _fit(trainer)
-    tensors = load_file(str(tmp_path / "checkpoint" / "tensors.safetensors"))
-    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
-    assert state["step"] == 4 and state["config"]["algorithm"] == "fixmatch"
+    record = json.loads((tmp_path / "checkpoint" / "checkpoint.json").read_text())
+    tensors = load_file(str(tmp_path / "checkpoint" / record["tensors"]))
+    state = record["values"]
+    assert record["epoch"] == state["step"] == 4 and state["config"]["algorithm"] == "fixmatch"
     for k, v in trainer.model.state_dict().items():
         assert torch.equal(tensors[f"model.{k}"], v)
     for k, v in trainer.ema_model.state_dict().items():
         assert torch.equal(tensors[f"ema.{k}"], v)
     assert any(k.startswith("optim.") and k.endswith("momentum_buffer") for k in tensors)
-    assert "rng.torch" in tensors and "rng.augment" in tensors and "numpy_rng" in state
+    assert "rng.torch_global" in tensors and "rng.augment" in tensors and "numpy_rng" in state
     log = json.loads((tmp_path / "log.json").read_text())
     assert [e["step"] for e in log] == [2, 4]
     assert {"acc", "nmi", "ari", "top1", "sup_loss", "unsup_loss", "mask_ratio", "pseudo_acc"} <= set(log[-1])
@@ -136,7 +138,7 @@ def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
 
 def test_resume_refuses_other_settings_and_bad_inputs(tmp_path):
     _fit(_trainer(tmp_path, 3))
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match="written for another run"):
         _fit(_trainer(tmp_path, 3, resume=True, batch_size=5))
     with pytest.raises(ValueError, match="unknown SSL algorithm"):
         Trainer("nope", network=tiny_net, num_classes=3, in_channels=1, total_steps=2)

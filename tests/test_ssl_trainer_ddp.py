@@ -26,10 +26,12 @@ from fakes import TinyNet, band_images, tiny_net
 from torch import nn
 
 import semclust.ssl.trainer as trainer_module
+import semclust.store.checkpoint as checkpoint_module
 from semclust.distributed import DistContext, leave_process_group
 from semclust.ssl.data import InfiniteSampler, labels_per_class_split
+from semclust.ssl.ddp import rank_batch_indices
 from semclust.ssl.nets import SmallCNN
-from semclust.ssl.trainer import Trainer, rank_batch_indices
+from semclust.ssl.trainer import Trainer
 
 STEPS = 4
 SETTINGS: dict[str, Any] = dict(num_classes=3, in_channels=1, total_steps=STEPS, batch_size=4, mu=2, eval_every=2,
@@ -87,18 +89,18 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
     # Record what each rank writes and which part of each global batch it takes.
     writes: list[str] = []
     batches: list[tuple[list[int], list[int]]] = []  # per step: (unlabelled indices, labels) trained on
-    write_json, save_file = trainer_module.write_json, trainer_module.save_file
+    write_json, atomic_write = trainer_module.write_json, checkpoint_module.atomic_write
 
     def recording_write_json(path: Any, data: Any) -> None:
         writes.append(Path(path).name)
         write_json(path, data)
 
-    def recording_save_file(tensors: Any, path: str) -> None:
+    def recording_atomic_write(path: Any, write: Any, mode: str) -> None:
         writes.append(Path(path).name)
-        save_file(tensors, path)
+        atomic_write(path, write, mode)
 
     trainer_module.write_json = recording_write_json  # type: ignore[assignment]
-    trainer_module.save_file = recording_save_file  # type: ignore[assignment]
+    checkpoint_module.atomic_write = recording_atomic_write  # type: ignore[assignment]
     trainer_module.InfiniteSampler = RecordingSampler  # type: ignore[misc]
     result: dict[str, Any] = {}
 
@@ -125,7 +127,7 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
         _fit(killed, progress=_stop_at(3))
     except _Stop:
         pass
-    result["killed_state"] = json.loads((root / "resumed" / "checkpoint" / "state.json").read_text())
+    result["killed_state"] = json.loads((root / "resumed" / "checkpoint" / "checkpoint.json").read_text())["values"]
     resumed = Trainer("fixmatch", network=tiny_net, out_dir=root / "resumed", resume=True, **interrupted)
     result["resumed_metrics"] = _fit(resumed)
     result["resumed_params"] = _params(resumed.model)
@@ -210,11 +212,12 @@ def test_both_ranks_end_identical_and_only_rank_0_writes(ranks) -> None:
     assert results[0]["metrics"] == results[1]["metrics"]
     assert results[0]["metrics"]["step"] == STEPS and "acc" in results[0]["metrics"]
     # rank 0 wrote log.json after every evaluation and a checkpoint at steps 2 and 4; rank 1 nothing
-    assert results[0]["writes"].count("log.json") == 2 and results[0]["writes"].count("tensors.safetensors") == 2
+    assert results[0]["writes"].count("log.json") == 2
+    assert sum(w.startswith("tensors-") for w in results[0]["writes"]) == 2
     assert results[1]["all_writes"] == [] and "log.json" in results[0]["all_writes"]
     log = json.loads((root / "full" / "log.json").read_text())
     assert [e["step"] for e in log] == [2, 4] and all(np.isfinite(e["loss"]) for e in log)
-    state = json.loads((root / "full" / "checkpoint" / "state.json").read_text())
+    state = json.loads((root / "full" / "checkpoint" / "checkpoint.json").read_text())["values"]
     assert state["step"] == STEPS and state["config"]["world_size"] == 2
 
 

@@ -30,8 +30,8 @@ def evaluate_cmd(
 ) -> None:
     """kNN-10 purity (visual, joint), zero-shot accuracy, k-means ACC/NMI/ARI per view, images/s."""
     from semclust.data.registry import open_source
-    from semclust.encoders.evaluate import evaluate_bridge
     from semclust.encoders.registry import get_encoder
+    from semclust.outputs.encoder_report import evaluate_bridge
 
     try:
         if limit is not None and limit < 11:

@@ -22,8 +22,8 @@ def predict_cmd(
     batch_size: int | None = typer.Option(None, help="Images per forward pass"),
 ) -> None:
     """Assign new images to the clusters a run learned; writes assignments.csv (id, cluster, name)."""
+    from semclust.atomic import write_json, write_text
     from semclust.outputs.model import load
-    from semclust.store.atomic import write_json, write_text
 
     out_dir = Path(out)
     try:

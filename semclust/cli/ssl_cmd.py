@@ -86,10 +86,10 @@ def fixmatch_cmd(
         return
     if labels_per_class is None:
         fail("pass --labels-per-class N (balanced labels) or --n1 N1 (a long-tailed split)")
+    from semclust.atomic import write_json
     from semclust.distributed import is_main_process
     from semclust.ssl.data import labels_per_class_split, resize_uint8
     from semclust.ssl.trainer import CHECKPOINT_DIR, Trainer
-    from semclust.store.atomic import write_json
 
     out_dir = Path(out)
     name = dataset.removeprefix("dataset:").strip().lower()

@@ -176,7 +176,7 @@ class OfflineEncoder(Encoder):
         key = (self.class_text, self.class_template)
         if key not in self._class_text_cache:
             from semclust.cache import default_cache_dir
-            from semclust.vocab.text_cache import embed_texts_cached
+            from semclust.encoders.text_cache import embed_texts_cached
 
             # Cached on disk like any vocabulary: every new process would otherwise re-embed them.
             texts = imagenet_class_texts(self.class_text)

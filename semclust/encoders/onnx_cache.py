@@ -19,8 +19,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from semclust.atomic import as_stored_json, read_json, write_json
 from semclust.cache import default_cache_dir
-from semclust.store.atomic import as_stored_json, read_json, write_json
 
 # Bump when the export itself changes (wrapper, opset), so older exports count as stale.
 EXPORT_FORMAT = 1

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from semclust.methods.checkpoint import EpochCheckpoint
+    from semclust.store.checkpoint import EpochCheckpoint
 
 SAMPLERS = ("uniform", "prototype")
 SIMILARITIES = ("transitions", "features", "combined")
@@ -353,13 +353,13 @@ class _RunCheckpoint:
     """
 
     def __init__(self, directory: str | os.PathLike[str], fingerprint: dict[str, Any], resume: bool) -> None:
-        from semclust.methods.checkpoint import EpochCheckpoint, TrainingState
+        from semclust.store.checkpoint import EpochCheckpoint, TrainingState
 
         self.directory = Path(directory)
         self._store: EpochCheckpoint = EpochCheckpoint(self.directory, fingerprint)
         saved = self._store.load() if resume else None  # CheckpointError: damaged, or another run's
         if saved is not None and saved.values.get("format") != ASD_STATE_FORMAT:
-            from semclust.methods.checkpoint import CheckpointError
+            from semclust.store.checkpoint import CheckpointError
 
             raise CheckpointError(f"checkpoint in {self.directory} holds no ASD state; start over without resuming")
         if saved is None:
@@ -463,7 +463,7 @@ class _RunCheckpoint:
 
     # -------------------------------------------------------------- storage
     def _array(self, name: str) -> np.ndarray:
-        from semclust.methods.checkpoint import CheckpointError
+        from semclust.store.checkpoint import CheckpointError
 
         if name not in self._state.tensors:
             raise CheckpointError(f"checkpoint in {self.directory} holds no {name!r}")
@@ -499,7 +499,7 @@ class ASD:
     own directory (``DIR/round<r>-instance/``, ``DIR/round<r>-ssl/``) every
     ``checkpoint_every`` steps and at its end (weights, EMA, optimiser, samplers, RNG states:
     :class:`semclust.ssl.trainer.Trainer`). ASD's own state is saved beside them
-    (``DIR/checkpoint.json`` + safetensors, :mod:`semclust.methods.checkpoint`): the instance
+    (``DIR/checkpoint.json`` + safetensors, :mod:`semclust.store.checkpoint`): the instance
     stage's recorded predictions with the step of each, whenever its trainer checkpoints, and
     each round's result once it is grouped (sampled images, neighbours, groups, transitions,
     similarity, whether co-predictions were used, the sampler's RNG state), after which that
@@ -509,7 +509,7 @@ class ASD:
     sampled indices and weights of an uninterrupted fit (on CPU). The state carries a
     fingerprint of the parameters (all but ``checkpoint_every``, which changes nothing) and of
     the images and features: a checkpoint of another run raises
-    :class:`~semclust.methods.checkpoint.CheckpointError`. Without ``resume`` whatever ASD left
+    :class:`~semclust.store.checkpoint.CheckpointError`. Without ``resume`` whatever ASD left
     in ``DIR`` is removed first (nothing else there is touched).
     """
 
@@ -717,7 +717,7 @@ class ASD:
         """Keep the records up to the step the trainer continues from: it redoes the later steps
         and records them again (identically on CPU)."""
         if records.saved_at < trainer_step:
-            from semclust.methods.checkpoint import CheckpointError
+            from semclust.store.checkpoint import CheckpointError
 
             where = checkpoint.directory if checkpoint is not None else "memory"
             raise CheckpointError(
@@ -769,7 +769,7 @@ class ASD:
         in_channels = 1 if x.ndim == 3 else x.shape[-1]
         checkpoint = None
         if checkpoint_dir is not None:
-            from semclust.methods.checkpoint import digest_arrays, fingerprint
+            from semclust.store.checkpoint import digest_arrays, fingerprint
 
             identity = fingerprint(self, digest_arrays(x, feats))
             identity["params"].pop("checkpoint_every", None)  # how often to save never changes the result

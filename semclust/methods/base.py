@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from semclust.atomic import json_plain
 from semclust.ops.features import as_feature_matrix
 
 
@@ -197,19 +198,6 @@ class BaseClusterer(ABC):
 def _is_array(value: object) -> bool:
     # arrays (e.g. class embeddings) would flood the repr with numbers
     return isinstance(value, np.ndarray) and value.size > 6
-
-
-def json_plain(value: Any) -> Any:
-    """numpy scalars and arrays inside JSON-able values as Python numbers and lists."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {str(k): json_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_plain(v) for v in value]
-    return value
 
 
 def torch_tensor(array: np.ndarray) -> Any:

@@ -60,7 +60,6 @@ from semclust.distributed import (
     wrap_ddp,
 )
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
-from semclust.methods.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 from semclust.methods.laic_notrain import (
     LAIC_KMEANS_ITER,
     LAICNoTrain,
@@ -73,6 +72,7 @@ from semclust.ops.features import as_feature_matrix, check_positive_int, l2_norm
 from semclust.ops.filtering import FilterRule, filter_neighbours, pair_purity
 from semclust.ops.knn import knn
 from semclust.ops.relation import RelationMode, relation_rows_normalized
+from semclust.store.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 
 
 class _FreeCenters(torch.nn.Module):
@@ -97,7 +97,7 @@ class LAIC(BaseClusterer):
     ``on_epoch(epoch, mean_loss)`` is called after each epoch.
 
     ``checkpoint_dir``: after every epoch the training state (centers or prompt contexts,
-    Adam state, RNG state, loss history) is saved there (:mod:`semclust.methods.checkpoint`);
+    Adam state, RNG state, loss history) is saved there (:mod:`semclust.store.checkpoint`);
     with ``resume=True`` a fit continues after the last saved epoch (``on_epoch`` is first
     called for the epochs already done) and ends with the labels of an uninterrupted fit.
     Without ``resume`` an old checkpoint there is discarded.

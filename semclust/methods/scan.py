@@ -63,12 +63,12 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
-from semclust.methods.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 from semclust.methods.losses import scan_loss, selection_loss, self_label_loss
 from semclust.methods.naming import text_space_centroids
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec, view_input
 from semclust.ops.features import check_positive_int, l2_normalize
 from semclust.ops.knn import knn
+from semclust.store.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 
 _EVAL_BLOCK = 4096  # rows per block when evaluating a head or pair agreement on all data
 
@@ -145,7 +145,7 @@ class SCANClusterer(BaseClusterer):
     the batches as trained).
 
     ``checkpoint_dir``: after every epoch (of both stages) the heads, the Adam state, the RNG
-    states and the histories are saved there (:mod:`semclust.methods.checkpoint`); with
+    states and the histories are saved there (:mod:`semclust.store.checkpoint`); with
     ``resume=True`` a fit continues after the last saved epoch (``on_epoch`` is first called
     for the epochs already done) and ends with the labels of an uninterrupted fit. Without
     ``resume`` an old checkpoint there is discarded.

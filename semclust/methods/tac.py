@@ -30,7 +30,6 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from semclust.methods.base import BaseClusterer, check_n_clusters
-from semclust.methods.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 from semclust.methods.losses import EPS, cluster_entropy
 from semclust.methods.naming import text_space_centroids
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec
@@ -45,6 +44,7 @@ from semclust.methods.tac_notrain import (
 from semclust.ops.features import check_positive_int, l2_normalize
 from semclust.ops.knn import knn
 from semclust.ops.tac_text import DEFAULT_TEMPERATURE, NOUN_KMEANS_RESTARTS, text_counterparts
+from semclust.store.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 
 # --------------------------------------------------------------------------- training
 
@@ -156,7 +156,7 @@ class TAC(TACTextSide, BaseClusterer):
     called after every epoch (1-based), e.g. for a progress bar.
 
     ``checkpoint_dir``: after every epoch both heads, the Adam state, the RNG states and the
-    loss history are saved there (:mod:`semclust.methods.checkpoint`); with ``resume=True`` a
+    loss history are saved there (:mod:`semclust.store.checkpoint`); with ``resume=True`` a
     fit continues after the last saved epoch (``on_epoch`` is first called for the epochs
     already done) and ends with the labels of an uninterrupted fit. Without ``resume`` an old
     checkpoint there is discarded.

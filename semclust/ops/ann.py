@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from semclust.ops.features import as_feature_matrix, check_positive_int, l2_normalize
-from semclust.ops.knn import DEFAULT_BLOCK_SIZE, _drop_own_index, knn
+from semclust.ops.knn import DEFAULT_BLOCK_SIZE, drop_own_index, knn
 
 IndexKind = Literal["exact", "ivf", "hnsw"]
 INDEX_KINDS = ("exact", "ivf", "hnsw")
@@ -215,7 +215,7 @@ def search_index(
         block_sims, block_idx = built.search(block, search_k)
         block_sims = np.where(block_idx < 0, -np.inf, block_sims).astype(np.float32)
         if exclude_self:
-            block_idx, block_sims = _drop_own_index(block_idx, block_sims, np.arange(start, start + len(block)))
+            block_idx, block_sims = drop_own_index(block_idx, block_sims, np.arange(start, start + len(block)))
         indices[start : start + len(block)] = block_idx
         sims[start : start + len(block)] = block_sims
     return indices, sims
@@ -268,7 +268,7 @@ def torch_knn(
                 best_i = torch.gather(torch.cat([best_i, i + bs], 1), 1, order)
             block_idx, block_sims = best_i.cpu().numpy(), best_v.cpu().numpy().astype(np.float32)
             if drop_self:
-                block_idx, block_sims = _drop_own_index(block_idx, block_sims, np.arange(qs, qs + len(q)))
+                block_idx, block_sims = drop_own_index(block_idx, block_sims, np.arange(qs, qs + len(q)))
             indices[qs : qs + len(q)] = block_idx
             sims[qs : qs + len(q)] = block_sims
     return indices, sims

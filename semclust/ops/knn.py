@@ -60,13 +60,13 @@ def knn(
         stop = min(start + block_size, m)
         block_sims, block_idx = index.search(query_matrix[start:stop], search_k)
         if drop_self:
-            block_idx, block_sims = _drop_own_index(block_idx, block_sims, np.arange(start, stop))
+            block_idx, block_sims = drop_own_index(block_idx, block_sims, np.arange(start, stop))
         indices[start:stop] = block_idx
         similarities[start:stop] = block_sims
     return indices, similarities
 
 
-def _drop_own_index(idx: np.ndarray, sims: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def drop_own_index(idx: np.ndarray, sims: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Remove each row's own index from ``k + 1`` results, leaving ``k``.
 
     Exact duplicates tie with the query itself, so faiss may rank a duplicate first and the

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from semclust.atomic import atomic_write, write_json
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem, SourceError
 from semclust.methods.spec import PIXELS, VIEWS
-from semclust.store.atomic import _atomic_write, write_json
 
 if TYPE_CHECKING:
     from semclust.methods.spec import MethodSpec
@@ -121,7 +121,7 @@ def save_model(
     names = None if cluster_names is None else [[str(n) for n in row] for row in cluster_names]
     names = _check_names(names, int(n_clusters), "save_model")
 
-    from semclust.methods.base import json_plain
+    from semclust.atomic import json_plain
 
     arrays, values = estimator.to_state()
     params: dict[str, Any] = {}
@@ -156,7 +156,7 @@ def save_model(
     manifest["weights_sha256"] = hashlib.sha256(blob).hexdigest()
     path = Path(model_dir)
     path.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path / WEIGHTS_FILE, lambda handle: handle.write(blob), "wb")
+    atomic_write(path / WEIGHTS_FILE, lambda handle: handle.write(blob), "wb")
     write_json(path / MANIFEST_FILE, manifest)
 
 
@@ -301,7 +301,7 @@ class LoadedModel:
         estimator.model_.to(resolve_device(device))
         ids = source.ids
         advance = progress(f"classifying {len(source)} images", len(source)) if progress else None
-        array = np.asarray(source._images) if isinstance(source, ArraySource) else None
+        array = np.asarray(source.pixels) if isinstance(source, ArraySource) else None
         if array is not None and tuple(array.shape[1:]) == shape and array.dtype == np.uint8:
             chunks = [estimator.predict(array[lo : lo + _PIXEL_CHUNK]) for lo in range(0, len(array), _PIXEL_CHUNK)]
             if advance:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from semclust.atomic import write_text
 from semclust.outputs.run_dir import read_run
-from semclust.store.atomic import write_text
 
 MAP_METHODS = ("tsne", "pca")
 

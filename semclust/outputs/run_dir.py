@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from semclust.store.atomic import read_json, write_json, write_text
+from semclust.atomic import read_json, write_json, write_text
 
 RUN_FILES = ("assignments.csv", "clusters.json", "metrics.json", "run.json")
-# Epoch checkpoints of a training method (semclust.methods.checkpoint) while the run is unfinished.
+# Epoch checkpoints of a training method (semclust.store.checkpoint) while the run is unfinished.
 CHECKPOINT_DIR = "checkpoint"
 
 

@@ -23,7 +23,7 @@ def source_arrays(source: ImageSource) -> tuple[np.ndarray, np.ndarray | None]:
     """
     labels = None if source.labels is None else np.asarray(source.labels, dtype=np.int64)
     if isinstance(source, ArraySource):
-        return np.asarray(source._images), labels
+        return np.asarray(source.pixels), labels
     arrays = [np.asarray(source.load(i).convert("RGB"), dtype=np.uint8) for i in range(len(source))]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
@@ -118,3 +118,23 @@ class InfiniteSampler:
         self.generator.set_state(state["generator"])
         self.perm = state["perm"].clone().to(torch.int64)
         self.pos = int(state["pos"])
+
+
+def as_uint8_tensor(x: Any, what: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        x = np.ascontiguousarray(np.asarray(x))
+        if not x.flags.writeable:  # e.g. a memmap-backed source; torch wants memory it may write
+            x = x.copy()
+    t = torch.as_tensor(x)
+    if t.dtype != torch.uint8:
+        raise ValueError(f"{what} must be uint8 images [n,H,W] or [n,H,W,C], got dtype {t.dtype}")
+    if t.ndim not in (3, 4):
+        raise ValueError(f"{what} must be [n,H,W] or [n,H,W,C], got shape {tuple(t.shape)}")
+    return t.contiguous()
+
+
+def labels_tensor(y: Any, n: int, what: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    if t.ndim != 1 or len(t) != n:
+        raise ValueError(f"{what} must be {n} labels, got shape {tuple(t.shape)}")
+    return t

@@ -150,11 +150,11 @@ def run_longtail(
     ``resume=True`` continues from its checkpoint. ``on_start`` receives a one-line summary of
     the split before training starts.
     """
+    from semclust.atomic import write_json
     from semclust.distributed import is_main_process
     from semclust.ssl.data import resize_uint8
     from semclust.ssl.longtail import GROUP_NAMES, class_groups, group_accuracies, make_longtail_split
     from semclust.ssl.trainer import Trainer
-    from semclust.store.atomic import write_json
 
     method = method.strip().lower()
     if method not in LT_METHODS:

@@ -5,8 +5,9 @@ SGD (nesterov) with the FixMatch cosine decay ``lr * cos(7 pi k / (16 K))`` (``l
 on conv/linear weights only (not batch-norm parameters or biases, as USB), an EMA copy of the
 model (constant decay 0.999 as in FixMatch/USB; ``ema_warmup=True`` is our warm-up variant)
 used for every evaluation, evaluation every ``eval_every`` steps appended to ``out_dir/log.json``,
-and a checkpoint every ``checkpoint_every`` steps in ``out_dir/checkpoint/`` (tensors in
-safetensors, the rest as JSON; written to a temporary directory and renamed into place).
+and a checkpoint every ``checkpoint_every`` steps in ``out_dir/checkpoint/`` (the checkpoint
+of :mod:`semclust.store.checkpoint`, shared with the clustering methods: tensors in safetensors,
+the rest as JSON, each written atomically, the JSON last).
 
 All randomness comes from seeded generators whose states are checkpointed: the batch samplers,
 the augmentation generator, numpy's generator (for algorithms) and torch's global generator
@@ -32,182 +33,46 @@ when resuming, so ``out_dir`` must be visible to all of them (one machine, or a 
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
-import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from semclust.atomic import read_json, write_json
 from semclust.distributed import (
-    DistContext,
     all_gather_objects,
     barrier,
     broadcast_object,
     join_if_launched,
-    shard_indices,
     wrap_ddp,
 )
 from semclust.metrics import evaluate
 from semclust.ssl.algorithms import get_algorithm
 from semclust.ssl.augment import normalize, strong_augment, to_float, weak_augment
-from semclust.ssl.data import InfiniteSampler
-from semclust.store.atomic import read_json, write_json
+from semclust.ssl.data import InfiniteSampler, as_uint8_tensor, labels_tensor
+from semclust.ssl.ddp import DDP_ALL_PARAMETERS_USED, DistributedNetworkView, MethodRouter, rank_batch_indices
+from semclust.ssl.optim import EMA, param_groups, scheduled_lr
+from semclust.ssl.trainer_config import TrainerConfig
+from semclust.store.checkpoint import CheckpointError, EpochCheckpoint, TrainingState
 
 CHECKPOINT_DIR = "checkpoint"
-TENSORS_FILE = "tensors.safetensors"
-STATE_FILE = "state.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the checkpoint of semclust.store.checkpoint
 # Settings that must agree between a checkpoint and the run that resumes it.
 _RESUME_KEYS = (
     "algorithm", "network", "num_classes", "in_channels", "total_steps", "batch_size", "mu", "lr", "momentum",
     "nesterov", "weight_decay", "ema", "ema_warmup", "seed", "flip", "algo_hyperparams", "lr_schedule",
 )  # fmt: skip
-LR_SCHEDULES = ("cosine", "constant")
-# Algorithms whose training step is one plain ``model(x)`` that reaches every trainable parameter.
-# Under DDP the others (CPE and Meta-Expert call ``model.heads``, which skips the backbone's
-# classifier; Meta-Expert's assignment losses start at ``fuse_warmup``) need
-# ``find_unused_parameters=True``, which costs one autograd-graph traversal per step.
-_DDP_ALL_PARAMETERS_USED = frozenset({"fixmatch", "fixmatch-la"})
-# Network methods algorithms call to compute their training outputs besides ``forward``. Under DDP
-# they run inside the wrapper's forward: DDP prepares its gradient all-reduce only for outputs
-# computed through it.
-_DDP_ROUTED_METHODS = frozenset({"heads"})
-
-
-def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
-    """FixMatch's schedule: ``base_lr * cos(7 pi step / (16 total_steps))``."""
-    return base_lr * math.cos(7.0 * math.pi * step / (16.0 * total_steps))
-
-
-def scheduled_lr(schedule: str, base_lr: float, step: int, total_steps: int) -> float:
-    """``"cosine"``: :func:`cosine_lr`; ``"constant"``: ``base_lr`` at every step."""
-    return cosine_lr(base_lr, step, total_steps) if schedule == "cosine" else float(base_lr)
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on conv/linear weights (>= 2 dims); none on biases and norm parameters."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for _, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-class EMA:
-    """Exponential moving average of a model's parameters; buffers (BN statistics) are copied.
-
-    ``shadow = d * shadow + (1 - d) * param`` with the constant ``d = decay`` (FixMatch, USB:
-    ``ema_m`` 0.999), or, our option, with ``warmup`` (TensorFlow's ``num_updates`` convention)
-    ``d = min(decay, (1 + k) / (10 + k))`` at update ``k`` so that short runs are not dominated
-    by the initial weights.
-    """
-
-    def __init__(self, model: nn.Module, decay: float, warmup: bool = False) -> None:
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
-        self.decay, self.warmup = float(decay), bool(warmup)
-        self.model = copy.deepcopy(model)
-        self.model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    def decay_at(self, k: int) -> float:
-        return min(self.decay, (1.0 + k) / (10.0 + k)) if self.warmup else self.decay
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, k: int) -> None:
-        d = self.decay_at(k)
-        shadow: torch.Tensor
-        for shadow, p in zip(self.model.parameters(), model.parameters()):
-            shadow.mul_(d).add_(p.detach(), alpha=1.0 - d)
-        for shadow, b in zip(self.model.buffers(), model.buffers()):
-            shadow.copy_(b)
-
-
-def rank_batch_indices(
-    idx_lb: torch.Tensor, idx_ulb: torch.Tensor, ctx: DistContext
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's part of one global step: contiguous shards of the labelled and unlabelled indices.
-
-    Every rank draws the same global batch, so the shards of all ranks are disjoint and together
-    are exactly the single-process batch. Alone the indices come back unchanged.
-    """
-    if not ctx.distributed:
-        return idx_lb, idx_ulb
-    return cast(torch.Tensor, shard_indices(idx_lb, ctx)), cast(torch.Tensor, shard_indices(idx_ulb, ctx))
-
-
-class _MethodRouter(nn.Module):
-    """A module whose ``forward`` runs ``network.<routed_method>(...)``, so DDP can wrap any of them."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, *args: Any, routed_method: str = "forward", **kwargs: Any) -> Any:
-        call = self.network if routed_method == "forward" else getattr(self.network, routed_method)
-        return call(*args, **kwargs)
-
-
-class _DistributedNetworkView:
-    """What an algorithm holds as ``self.model`` during a DDP run.
-
-    Calling it, or one of :data:`_DDP_ROUTED_METHODS`, goes through the DDP wrapper (so the
-    gradients are all-reduced); every other attribute (``class_group``, ``set_prior``,
-    ``parameters`` ...) is the network's own.
-    """
-
-    def __init__(self, network: nn.Module, ddp_model: nn.Module) -> None:
-        self._network = network
-        self._ddp_model = ddp_model
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._ddp_model(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("_network", "_ddp_model"):  # not set yet (copy/pickle): avoid recursing
-            raise AttributeError(name)
-        if name in _DDP_ROUTED_METHODS:
-            return functools.partial(self._ddp_model, routed_method=name)
-        return getattr(self._network, name)
-
-
-def _as_uint8_tensor(x: Any, what: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        x = np.ascontiguousarray(np.asarray(x))
-        if not x.flags.writeable:  # e.g. a memmap-backed source; torch wants memory it may write
-            x = x.copy()
-    t = torch.as_tensor(x)
-    if t.dtype != torch.uint8:
-        raise ValueError(f"{what} must be uint8 images [n,H,W] or [n,H,W,C], got dtype {t.dtype}")
-    if t.ndim not in (3, 4):
-        raise ValueError(f"{what} must be [n,H,W] or [n,H,W,C], got shape {tuple(t.shape)}")
-    return t.contiguous()
-
-
-def _labels(y: Any, n: int, what: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(y), dtype=torch.int64)
-    if t.ndim != 1 or len(t) != n:
-        raise ValueError(f"{what} must be {n} labels, got shape {tuple(t.shape)}")
-    return t
 
 
 class Trainer:
     """Semi-supervised training with algorithm ``algorithm_name`` (e.g. ``"fixmatch"``).
 
-    ``network`` is a name for :func:`semclust.ssl.nets.build_network` or a callable
-    ``(num_classes, in_channels) -> nn.Module``. ``eval_every`` / ``checkpoint_every`` default
-    to a tenth of ``total_steps``; ``out_dir=None`` keeps everything in memory. ``resume=True``
+    The keyword settings are the fields of :class:`~semclust.ssl.trainer_config.TrainerConfig`
+    (network, steps, batch, optimiser, EMA, evaluation and checkpoint intervals, ``out_dir``,
+    device, seed); ``self.settings`` holds them checked and ``self.config`` their record. ``resume=True``
     continues from ``out_dir/checkpoint`` when one exists (the settings must match).
     ``amp=True`` runs the training step under autocast (bfloat16 on CPU; float16 with a gradient
     scaler on CUDA); evaluation stays in float32. Under torchrun ``batch_size`` is the global
@@ -215,91 +80,29 @@ class Trainer:
     Extra keyword arguments are the algorithm's hyperparameters (e.g. ``threshold``).
     """
 
-    def __init__(
-        self,
-        algorithm_name: str,
-        *,
-        network: str | Callable[[int, int], nn.Module] = "cnn",
-        num_classes: int,
-        in_channels: int,
-        total_steps: int,
-        batch_size: int = 64,
-        mu: int = 7,
-        lr: float = 0.03,
-        momentum: float = 0.9,
-        nesterov: bool = True,
-        weight_decay: float = 5e-4,
-        ema: float = 0.999,
-        ema_warmup: bool = False,
-        lr_schedule: str = "cosine",
-        eval_every: int | None = None,
-        checkpoint_every: int | None = None,
-        eval_batch_size: int = 512,
-        out_dir: str | os.PathLike[str] | None = None,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-        flip: bool = True,
-        resume: bool = False,
-        amp: bool = False,
-        **algo_hyperparams: Any,
-    ) -> None:
-        for name, value in (("total_steps", total_steps), ("batch_size", batch_size), ("mu", mu)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        if lr <= 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
+    def __init__(self, algorithm_name: str, **settings: Any) -> None:
+        config, algo_hyperparams = TrainerConfig.split(settings)
+        self.settings = config
         self.algorithm_cls = get_algorithm(algorithm_name)
-        self.total_steps = int(total_steps)
-        default_every = max(1, self.total_steps // 10)
-        self.eval_every = int(eval_every or default_every)
-        self.checkpoint_every = int(checkpoint_every or self.eval_every)
-        if self.eval_every < 1 or self.checkpoint_every < 1:
-            raise ValueError("eval_every and checkpoint_every must be at least 1")
-        self.eval_batch_size = int(eval_batch_size)
-        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.total_steps = int(config.total_steps)
+        self.eval_every, self.checkpoint_every = config.eval_steps, config.checkpoint_steps
+        self.eval_batch_size = int(config.eval_batch_size)
+        self.out_dir = None if config.out_dir is None else Path(config.out_dir)
         # Under torchrun: join the process group (a CUDA device becomes cuda:LOCAL_RANK).
         # Alone: no side effect, the device is the one asked for.
-        self.dist = join_if_launched(device)
-        self.device = self.dist.device if self.dist.distributed else torch.device(device)
-        if self.dist.distributed and int(batch_size) % self.dist.world_size:
+        self.dist = join_if_launched(config.device)
+        self.device = self.dist.device if self.dist.distributed else torch.device(config.device)
+        if self.dist.distributed and int(config.batch_size) % self.dist.world_size:
             # Equal shards make the average of the ranks' local-mean gradients the global mean's.
             raise ValueError(
-                f"batch_size {batch_size} (the global batch) must be divisible by the {self.dist.world_size} processes"
+                f"batch_size {config.batch_size} (the global batch) must be divisible by the "
+                f"{self.dist.world_size} processes"
             )
-        self.resume = bool(resume)
-        self.amp = bool(amp)
-        self.config: dict[str, Any] = {
-            "algorithm": self.algorithm_cls.name,
-            "network": network if isinstance(network, str) else getattr(network, "__name__", repr(network)),
-            "num_classes": int(num_classes),
-            "in_channels": int(in_channels),
-            "total_steps": self.total_steps,
-            "batch_size": int(batch_size),
-            "mu": int(mu),
-            "lr": float(lr),
-            "momentum": float(momentum),
-            "nesterov": bool(nesterov),
-            "weight_decay": float(weight_decay),
-            "ema": float(ema),
-            "ema_warmup": bool(ema_warmup),
-            "eval_every": self.eval_every,
-            "checkpoint_every": self.checkpoint_every,
-            "seed": int(seed),
-            "flip": bool(flip),
-            "device": str(self.device),
-            "algo_hyperparams": dict(algo_hyperparams),
-        }
-        # Recorded only when used, so that a plain single-process run's config is unchanged.
-        if lr_schedule != "cosine":
-            self.config["lr_schedule"] = lr_schedule
-        if self.amp:
-            self.config["amp"] = True
-        if self.dist.distributed:
-            self.config["world_size"] = self.dist.world_size
+        self.resume, self.amp = bool(config.resume), bool(config.amp)
+        world_size = self.dist.world_size if self.dist.distributed else 1
+        self.config = config.record(self.algorithm_cls.name, str(self.device), world_size, algo_hyperparams)
+        network, num_classes, in_channels = config.network, config.num_classes, config.in_channels
+        seed, weight_decay, lr = config.seed, config.weight_decay, config.lr
         self.seed = int(seed)
         torch.manual_seed(self.seed)  # weight init and dropout use torch's global generator
         if isinstance(network, str):
@@ -321,14 +124,14 @@ class Trainer:
             # DDP broadcasts rank 0's weights; ``self.model`` stays the plain network that is
             # optimised, EMA-averaged and saved, while the algorithm's forward passes go through DDP.
             self.ddp_model = wrap_ddp(
-                _MethodRouter(self.model),
+                MethodRouter(self.model),
                 self.dist,
-                find_unused_parameters=self.algorithm_cls.name not in _DDP_ALL_PARAMETERS_USED,
+                find_unused_parameters=self.algorithm_cls.name not in DDP_ALL_PARAMETERS_USED,
             )
-            self.algorithm.model = cast(nn.Module, _DistributedNetworkView(self.model, self.ddp_model))
-        self.ema = EMA(self.model, ema, warmup=ema_warmup)
+            self.algorithm.model = cast(nn.Module, DistributedNetworkView(self.model, self.ddp_model))
+        self.ema = EMA(self.model, config.ema, warmup=config.ema_warmup)
         self.optimizer = torch.optim.SGD(
-            param_groups(self.model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov
+            param_groups(self.model, weight_decay), lr=lr, momentum=config.momentum, nesterov=config.nesterov
         )
         self.config["algo_hyperparams"] = self.algorithm.hyperparams() or dict(algo_hyperparams)
         # Mixed precision: bfloat16 needs no loss scaling; float16 (CUDA) does.
@@ -401,10 +204,10 @@ class Trainer:
         negative = unknown) only feeds monitoring logs such as pseudo-label accuracy.
         ``progress(step, logs)`` is called after every step (``step`` counts from 1).
         """
-        self._x_lb = _as_uint8_tensor(x_lb, "x_lb")
-        self._y_lb = _labels(y_lb, len(self._x_lb), "y_lb")
-        self._x_ulb = _as_uint8_tensor(x_ulb, "x_ulb")
-        self._y_ulb = None if y_ulb is None else _labels(y_ulb, len(self._x_ulb), "y_ulb")
+        self._x_lb = as_uint8_tensor(x_lb, "x_lb")
+        self._y_lb = labels_tensor(y_lb, len(self._x_lb), "y_lb")
+        self._x_ulb = as_uint8_tensor(x_ulb, "x_ulb")
+        self._y_ulb = None if y_ulb is None else labels_tensor(y_ulb, len(self._x_ulb), "y_ulb")
         if len(self._x_lb) == 0 or len(self._x_ulb) == 0:
             raise ValueError("need at least one labelled and one unlabelled image")
         if self._y_lb.min() < 0 or self._y_lb.max() >= self.config["num_classes"]:
@@ -417,8 +220,9 @@ class Trainer:
                 f"images have shape {tuple(self._x_ulb.shape[1:])} (labelled {tuple(self._x_lb.shape[1:])}) "
                 f"but the network expects {self.config['in_channels']} channel(s)"
             )
-        self._x_eval = None if x_eval is None else _as_uint8_tensor(x_eval, "x_eval")
-        self._y_eval = None if y_eval is None else _labels(y_eval, len(cast(torch.Tensor, self._x_eval)), "y_eval")
+        self._x_eval = None if x_eval is None else as_uint8_tensor(x_eval, "x_eval")
+        n_eval = len(cast(torch.Tensor, self._x_eval)) if y_eval is not None else 0
+        self._y_eval = None if y_eval is None else labels_tensor(y_eval, n_eval, "y_eval")
         # Per-channel statistics of the unlabelled images (deterministic; recomputed on resume).
         flat = to_float(self._x_ulb[:20000]).transpose(0, 1).reshape(channels, -1)
         self.mean = [float(v) for v in flat.mean(dim=1)]
@@ -431,7 +235,7 @@ class Trainer:
             if (self.out_dir / "log.json").exists():
                 (self.out_dir / "log.json").unlink()
         # Rank 0 decides whether there is a checkpoint, so that all ranks resume from the same step.
-        has_checkpoint = self.resume and self.out_dir is not None and self._checkpoint_path() is not None
+        has_checkpoint = self.resume and self._has_checkpoint()
         if broadcast_object(has_checkpoint, self.dist):
             self.load_checkpoint()
             barrier(self.dist)  # every rank has read the checkpoint before rank 0 may replace it
@@ -488,7 +292,7 @@ class Trainer:
     @torch.no_grad()
     def predict_outputs(self, x: Any, use_ema: bool = True) -> dict[str, np.ndarray]:
         """``algorithm.eval_outputs`` for uint8 images in one pass: ``"pred"`` plus any extras."""
-        x = _as_uint8_tensor(x, "images")
+        x = as_uint8_tensor(x, "images")
         model = self.ema.model if use_ema else self.model
         was_training = model.training
         model.eval()
@@ -555,138 +359,96 @@ class Trainer:
             write_json(self.out_dir / "log.json", self.log)
 
     # ----------------------------------------------------------- checkpoints
-    def _checkpoint_path(self) -> Path | None:
+    def _checkpoint(self) -> EpochCheckpoint:
+        """``out_dir/checkpoint``, identified by the settings a resumed run must share."""
         assert self.out_dir is not None
-        for name in (CHECKPOINT_DIR, f".{CHECKPOINT_DIR}.old"):
-            path = self.out_dir / name
-            if (path / STATE_FILE).exists() and (path / TENSORS_FILE).exists():
-                return path
-        return None
+        identity = {"trainer": FORMAT_VERSION, **{k: self.config.get(k) for k in _RESUME_KEYS}}
+        return EpochCheckpoint(self.out_dir / CHECKPOINT_DIR, identity)
 
     def save_checkpoint(self) -> Path:
-        """Write ``out_dir/checkpoint/`` atomically (temporary directory, then rename).
+        """Write ``out_dir/checkpoint/`` (:mod:`semclust.store.checkpoint`; the step is its epoch).
 
         Under DDP every rank calls this (the logged sums are gathered) and rank 0 alone writes:
         weights, optimiser, samplers and generators are the same on every rank; batch-norm
         statistics are rank 0's. Every rank returns once the checkpoint is complete.
         """
-        assert self.out_dir is not None
-        final = self.out_dir / CHECKPOINT_DIR
+        checkpoint = self._checkpoint()
         log_sums, log_counts = self._merged_log_sums()
         if not self.dist.is_main:
             barrier(self.dist)  # returns once rank 0 has written the checkpoint
-            return final
-        tensors: dict[str, torch.Tensor] = {}
-        state: dict[str, Any] = {"format": FORMAT_VERSION, "step": self.step, "config": self.config}
-
-        def put(key: str, t: torch.Tensor) -> None:
-            tensors[key] = t.detach().to("cpu").contiguous().clone()
-
-        for k, v in self.model.state_dict().items():
-            put(f"model.{k}", v)
-        for k, v in self.ema.model.state_dict().items():
-            put(f"ema.{k}", v)
-        opt = self.optimizer.state_dict()
-        opt_json: dict[str, dict[str, Any]] = {}
-        for pid, pstate in opt["state"].items():
-            for key, value in pstate.items():
-                if isinstance(value, torch.Tensor):
-                    put(f"optim.{pid}.{key}", value)
-                else:
-                    opt_json.setdefault(str(pid), {})[key] = value
-        state["optimizer"] = {"param_groups": opt["param_groups"], "state": opt_json}
-        put("rng.augment", self.aug_generator.get_state())
-        put("rng.torch", torch.get_rng_state())
+            return checkpoint.directory
+        state = TrainingState(epoch=self.step)
+        state.values.update({"step": self.step, "config": self.config, "log_sums": log_sums, "log_counts": log_counts})
+        state.put_module("model", self.model)
+        state.put_module("ema", self.ema.model)
+        state.put_optimizer("optim", self.optimizer)
+        state.put_generator("rng.augment", self.aug_generator)
+        state.put_torch_global_rng()
         if self.device.type == "cuda":
-            put("rng.cuda", torch.cuda.get_rng_state(self.device))
-        state["numpy_rng"] = self.np_rng.bit_generator.state
+            state.tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device).clone()
+        state.put_numpy_rng("numpy_rng", self.np_rng)
         for name, sampler in (("lb", self.lb_sampler), ("ulb", self.ulb_sampler)):
-            s = sampler.state_dict()
-            put(f"sampler.{name}.generator", s["generator"])
-            put(f"sampler.{name}.perm", s["perm"])
-            state[f"sampler_{name}_pos"] = s["pos"]
-        algo_json = {}
+            saved = sampler.state_dict()
+            state.tensors[f"sampler.{name}.generator"] = saved["generator"]
+            state.tensors[f"sampler.{name}.perm"] = saved["perm"]
+            state.values[f"sampler_{name}_pos"] = saved["pos"]
+        algo_values = {}
         for key, value in self.algorithm.state_dict().items():
             if isinstance(value, torch.Tensor):
-                put(f"algo.{key}", value)
+                state.tensors[f"algo.{key}"] = value.detach().to("cpu").contiguous().clone()
             else:
-                algo_json[key] = value
-        state["algorithm"] = algo_json
-        state["log_sums"], state["log_counts"] = log_sums, log_counts
+                algo_values[key] = value
+        state.values["algorithm"] = algo_values
         if self.grad_scaler is not None:
-            state["grad_scaler"] = self.grad_scaler.state_dict()
-
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        old = self.out_dir / f".{CHECKPOINT_DIR}.old"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{CHECKPOINT_DIR}.", suffix=".tmp", dir=self.out_dir))
-        try:
-            save_file(tensors, str(tmp / TENSORS_FILE))
-            write_json(tmp / STATE_FILE, state)
-            if old.exists():
-                shutil.rmtree(old)
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
-            if old.exists():
-                shutil.rmtree(old)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            state.values["grad_scaler"] = self.grad_scaler.state_dict()
+        checkpoint.save(state)
         barrier(self.dist)
-        return final
+        return checkpoint.directory
+
+    def _has_checkpoint(self) -> bool:
+        return self.out_dir is not None and self._checkpoint().exists()
 
     def load_checkpoint(self) -> None:
-        """Restore everything :meth:`save_checkpoint` wrote (call after the data is set by ``fit``)."""
-        path = self._checkpoint_path()
-        if path is None:
+        """Restore everything :meth:`save_checkpoint` wrote (call after the data is set by ``fit``).
+
+        A checkpoint written with other settings is a ValueError naming them.
+        """
+        try:
+            state = self._checkpoint().load()
+        except CheckpointError as err:
+            raise ValueError(str(err)) from None
+        if state is None:
             raise FileNotFoundError(f"no checkpoint in {self.out_dir}")
-        state = read_json(path / STATE_FILE)
-        saved = state["config"]
-        diffs = [k for k in _RESUME_KEYS if saved.get(k) != self.config.get(k)]
-        if diffs:
-            detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {self.config.get(k)!r}" for k in diffs)
-            raise ValueError(f"checkpoint in {path} was made with other settings ({detail}); use --force to start over")
-        tensors = load_file(str(path / TENSORS_FILE), device="cpu")
-
-        def group(prefix: str) -> dict[str, torch.Tensor]:
-            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-        self.model.load_state_dict(group("model."))
-        self.ema.model.load_state_dict(group("ema."))
-        opt_state: dict[int, dict[str, Any]] = {}
-        for key, value in group("optim.").items():
-            pid, _, name = key.partition(".")
-            opt_state.setdefault(int(pid), {})[name] = value
-        for pid, extra in state["optimizer"]["state"].items():
-            opt_state.setdefault(int(pid), {}).update(extra)
-        self.optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
-        self.aug_generator.set_state(tensors["rng.augment"])
-        torch.set_rng_state(tensors["rng.torch"])
-        if self.device.type == "cuda" and "rng.cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        self.np_rng.bit_generator.state = state["numpy_rng"]
+        state.load_module("model", self.model)
+        state.load_module("ema", self.ema.model)
+        state.load_optimizer("optim", self.optimizer)
+        state.load_generator("rng.augment", self.aug_generator)
+        state.load_torch_global_rng()
+        if self.device.type == "cuda" and "rng.cuda" in state.tensors:
+            torch.cuda.set_rng_state(state.tensors["rng.cuda"], self.device)
+        state.load_numpy_rng("numpy_rng", self.np_rng)
         for name, sampler in (("lb", self.lb_sampler), ("ulb", self.ulb_sampler)):
             sampler.load_state_dict(
                 {
-                    "generator": tensors[f"sampler.{name}.generator"],
-                    "perm": tensors[f"sampler.{name}.perm"],
-                    "pos": state[f"sampler_{name}_pos"],
+                    "generator": state.tensors[f"sampler.{name}.generator"],
+                    "perm": state.tensors[f"sampler.{name}.perm"],
+                    "pos": state.values[f"sampler_{name}_pos"],
                 }
             )
-        algo_state = {**state.get("algorithm", {}), **group("algo.")}
-        self.algorithm.load_state_dict(algo_state)
-        if self.grad_scaler is not None and "grad_scaler" in state:
-            self.grad_scaler.load_state_dict(state["grad_scaler"])
+        algo_tensors = {k[len("algo.") :]: v for k, v in state.tensors.items() if k.startswith("algo.")}
+        self.algorithm.load_state_dict({**state.values.get("algorithm", {}), **algo_tensors})
+        if self.grad_scaler is not None and "grad_scaler" in state.values:
+            self.grad_scaler.load_state_dict(state.values["grad_scaler"])
         # The saved sums are already those of all ranks: under DDP rank 0 alone carries them on.
         if self.dist.is_main:
-            self._log_sums = {k: float(v) for k, v in state.get("log_sums", {}).items()}
-            self._log_counts = {k: int(v) for k, v in state.get("log_counts", {}).items()}
+            self._log_sums = {k: float(v) for k, v in state.values.get("log_sums", {}).items()}
+            self._log_counts = {k: int(v) for k, v in state.values.get("log_counts", {}).items()}
         else:
             self._log_sums, self._log_counts = {}, {}
-        self.step = int(state["step"])
+        self.step = int(state.values["step"])
         # Evaluations logged after this checkpoint belong to the part of the run being redone.
-        log_path = cast(Path, self.out_dir) / "log.json"  # _checkpoint_path() asserted it is set
+        log_path = cast(Path, self.out_dir) / "log.json"
         self.log = [e for e in read_json(log_path) if e.get("step", 0) <= self.step] if log_path.exists() else []
         self.last_metrics = self.log[-1] if self.log and self.log[-1].get("step") == self.step else None
-        if self.out_dir is not None and self.dist.is_main:
+        if self.dist.is_main:
             write_json(log_path, self.log)

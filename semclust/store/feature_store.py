@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from semclust.atomic import as_stored_json, read_json, write_json, write_npy
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
 from semclust.encoders.base import Encoder, encoder_identity
-from semclust.store.atomic import as_stored_json, read_json, write_json, write_npy
 
 STORE_FORMAT = "semclust-features/1"
 MANIFEST = "manifest.json"

@@ -27,7 +27,7 @@ def current_umask() -> int:
     return mask
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -47,15 +47,15 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    _atomic_write(Path(path), lambda h: h.write(json.dumps(data, indent=2, sort_keys=False) + "\n"), "w")
+    atomic_write(Path(path), lambda h: h.write(json.dumps(data, indent=2, sort_keys=False) + "\n"), "w")
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
-    _atomic_write(Path(path), lambda h: h.write(text), "w")
+    atomic_write(Path(path), lambda h: h.write(text), "w")
 
 
 def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
-    _atomic_write(Path(path), lambda h: np.save(h, array, allow_pickle=False), "wb")
+    atomic_write(Path(path), lambda h: np.save(h, array, allow_pickle=False), "wb")
 
 
 def as_stored_json(value: Any) -> Any:
@@ -66,3 +66,16 @@ def as_stored_json(value: Any) -> Any:
 def read_json(path: str | os.PathLike[str]) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def json_plain(value: Any) -> Any:
+    """numpy scalars and arrays inside JSON-able values as Python numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): json_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_plain(v) for v in value]
+    return value

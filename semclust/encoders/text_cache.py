@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from semclust.atomic import read_json, write_json, write_npy
 from semclust.encoders.base import Encoder, encoder_identity
 from semclust.ops.features import check_positive_int, l2_normalize
-from semclust.store.atomic import read_json, write_json, write_npy
 from semclust.vocab.templates import get_templates
 
 # Bump when the way embeddings are computed changes, so stale caches are never read.

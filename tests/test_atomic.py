@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semclust.store.atomic import current_umask, write_json, write_npy, write_text
+from semclust.atomic import current_umask, write_json, write_npy, write_text
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

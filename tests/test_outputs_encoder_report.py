@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from semclust.cli.encoders_cmd import encoders_app
 from semclust.encoders.base import l2_normalize
-from semclust.encoders.evaluate import evaluate_bridge, score_views, zeroshot_accuracy
+from semclust.outputs.encoder_report import evaluate_bridge, score_views, zeroshot_accuracy
 
 
 def blobs(n_per: int = 15, dim: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,6 @@
-"""Epoch-level checkpoints for the trained clustering methods (LAIC, TAC, SCAN; ASD keeps its
-own state, beside its trainers' checkpoints, in one).
+"""Training checkpoints, one system for every training loop: the clustering methods' epochs
+(LAIC, TAC, SCAN, ASD's own state) and the semi-supervised trainer's steps
+(:class:`semclust.ssl.trainer.Trainer`; its "epoch" is the step).
 
 A training loop saves, after every epoch, everything its next epoch reads: module weights and
 buffers, optimizer state, the RNG states (torch generators as their uint8 state tensors, the
@@ -32,8 +33,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from semclust.methods.base import json_plain
-from semclust.store.atomic import _atomic_write, read_json, write_json
+from semclust.atomic import atomic_write, json_plain, read_json, write_json
 
 FORMAT = "semclust-epoch-checkpoint/1"
 STATE_FILE = "checkpoint.json"
@@ -175,7 +175,7 @@ class EpochCheckpoint:
         self.directory.mkdir(parents=True, exist_ok=True)
         blob = save_tensors({k: v.contiguous() for k, v in state.tensors.items()})
         tensor_name = f"{TENSOR_PREFIX}{int(state.epoch)}{TENSOR_SUFFIX}"
-        _atomic_write(self.directory / tensor_name, lambda handle: handle.write(blob), "wb")
+        atomic_write(self.directory / tensor_name, lambda handle: handle.write(blob), "wb")
         record = {
             "format": FORMAT,
             "fingerprint": self.fingerprint,
@@ -261,10 +261,11 @@ def _cpu(tensor: torch.Tensor) -> torch.Tensor:
 def _difference(saved: Any, now: dict[str, Any]) -> str:
     if not isinstance(saved, dict):
         return "no fingerprint"
-    if saved.get("estimator") != now["estimator"]:
-        return f"estimator {saved.get('estimator')} vs {now['estimator']}"
-    if saved.get("data") != now["data"]:
+    if saved.get("estimator") != now.get("estimator"):
+        return f"estimator {saved.get('estimator')} vs {now.get('estimator')}"
+    if saved.get("data") != now.get("data"):
         return "other training inputs"
-    old, new = saved.get("params") or {}, now["params"]
+    # an estimator's fingerprint nests its settings under "params"; the trainer's are top-level
+    old, new = (saved.get("params") or {}, now["params"]) if "params" in now else (saved, now)
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys) or "other settings"

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from fakes import ColourEncoder
 
-from semclust.vocab.text_cache import embed_texts_cached, embed_with_templates, text_cache_key
+from semclust.encoders.text_cache import embed_texts_cached, embed_with_templates, text_cache_key
 
 
 class CountingEncoder(ColourEncoder):
