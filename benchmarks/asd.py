@@ -30,7 +30,7 @@ import torch
 from semclust.data.base import ArraySource
 from semclust.data.registry import open_source
 from semclust.methods.asd import ASD, default_n_labelled
-from semclust.methods.kmeans import KMeansClusterer
+from semclust.methods.kmeans import KMeans
 from semclust.metrics import evaluate
 from semclust.ssl.data import labels_per_class_split, source_arrays
 from semclust.ssl.trainer import Trainer
@@ -115,7 +115,7 @@ def main() -> None:
             start = time.perf_counter()
             sub = _subset(len(x_train), args.n_train_kmeans, seed)
             flat = x_train[sub].reshape(len(sub), -1).astype(np.float32) / 255.0
-            model = KMeansClusterer(n_clusters=K, random_state=seed).fit(flat)
+            model = KMeans(n_clusters=K, random_state=seed).fit(flat)
             pred = model.predict(x_test.reshape(len(x_test), -1).astype(np.float32) / 255.0)
             wall = time.perf_counter() - start
             add("kmeans-pixels", seed, evaluate(y_test, pred), wall, features="raw pixels (flattened, /255)",
@@ -129,7 +129,7 @@ def main() -> None:
         labels = store.labels
         for seed in args.seeds:
             start = time.perf_counter()
-            pred = KMeansClusterer(n_clusters=K, random_state=seed).fit(feats).labels_
+            pred = KMeans(n_clusters=K, random_state=seed).fit(feats).labels_
             wall = time.perf_counter() - start
             add("kmeans-offline", seed, evaluate(labels, pred), wall, features="offline encoder, visual view",
                 kmeans="spherical, n_init 5, max_iter 100",

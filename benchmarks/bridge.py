@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semclust.encoders.evaluate import embed_once, evaluate_bridge
 from semclust.encoders.imagenet import imagenet_class_names
 from semclust.encoders.offline import OfflineEncoder
+from semclust.outputs.encoder_report import embed_once, evaluate_bridge
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write_records  # noqa: E402

@@ -152,7 +152,7 @@ def _sample_recall(shards: list[np.ndarray], approx: np.ndarray) -> float:
 def _exact_sample_neighbours(shards: list[np.ndarray], sample: np.ndarray) -> np.ndarray:
     """The K exact nearest other rows of the ``sample`` rows (brute force, block by block)."""
     from semclust.ops.ann import RowBlocks
-    from semclust.ops.knn import _drop_own_index, knn
+    from semclust.ops.knn import drop_own_index, knn
 
     rows = RowBlocks(shards)
     queries = rows.take(sample)
@@ -166,7 +166,7 @@ def _exact_sample_neighbours(shards: list[np.ndarray], sample: np.ndarray) -> np
             all_idx, all_sim = np.concatenate([best_idx, idx], 1), np.concatenate([best_sim, sim], 1)
             order = np.argsort(-all_sim, axis=1, kind="stable")[:, : K + 1]
             best_idx, best_sim = np.take_along_axis(all_idx, order, 1), np.take_along_axis(all_sim, order, 1)
-    exact, _ = _drop_own_index(best_idx, best_sim, sample)
+    exact, _ = drop_own_index(best_idx, best_sim, sample)
     return exact
 
 

@@ -3,7 +3,7 @@
 The public API in the scikit-learn style::
 
     import semclust
-    labels = semclust.KMeansClusterer(n_clusters=10, random_state=0).fit_predict(features)
+    labels = semclust.KMeans(n_clusters=10, random_state=0).fit_predict(features)
     run = semclust.cluster("dataset:fashion-mnist:test", method="kmeans", n_clusters=10, out="out1")
 """
 
@@ -16,13 +16,17 @@ __version__ = "0.1.0"
 
 # Heavy modules (torch, transformers) load on first use, so `semclust --help` stays quick.
 _EXPORTS = {
-    "KMeansClusterer": "semclust.methods.kmeans",
-    "ZeroShotClusterer": "semclust.methods.zeroshot",
+    "KMeans": "semclust.methods.kmeans",
+    "ZeroShot": "semclust.methods.zeroshot",
     "TAC": "semclust.methods.tac",
     "TACNoTrain": "semclust.methods.tac_notrain",
     "LAIC": "semclust.methods.laic",
     "LAICNoTrain": "semclust.methods.laic_notrain",
+    "SCAN": "semclust.methods.scan",
+    # deprecated spellings (one release): each warns and answers with the class of the new name
+    "KMeansClusterer": "semclust.methods.kmeans",
     "SCANClusterer": "semclust.methods.scan",
+    "ZeroShotClusterer": "semclust.methods.zeroshot",
     "ASD": "semclust.methods.asd",
     "FixMatch": "semclust.ssl.estimators",
     "FixMatchLA": "semclust.ssl.estimators",

@@ -14,7 +14,7 @@ import torch
 
 from semclust.methods import checkpoint as checkpoint_module
 from semclust.methods.laic import LAIC
-from semclust.methods.scan import SCANClusterer
+from semclust.methods.scan import SCAN
 from semclust.methods.tac import TAC
 from semclust.ops.features import l2_normalize
 from semclust.store.checkpoint import STATE_FILE, CheckpointError
@@ -90,16 +90,16 @@ def fit_tac(est: TAC, data: dict[str, Any], **kw: Any) -> TAC:
     return est.fit(data["x"], data["nouns"], noun_names=data["names"], image_feats=data["visual"], **kw)
 
 
-def scan(**kw: Any) -> SCANClusterer:
+def scan(**kw: Any) -> SCAN:
     params: dict[str, Any] = dict(n_clusters=K, n_heads=2, n_neighbours=5, epochs=6, batch_size=16, lr=1e-2)
-    return SCANClusterer(**{**params, **kw})
+    return SCAN(**{**params, **kw})
 
 
-def fit_scan(est: SCANClusterer, data: dict[str, Any], **kw: Any) -> SCANClusterer:
+def fit_scan(est: SCAN, data: dict[str, Any], **kw: Any) -> SCAN:
     return est.fit(data["x"], **kw)
 
 
-def scan_self_label(**kw: Any) -> SCANClusterer:
+def scan_self_label(**kw: Any) -> SCAN:
     return scan(self_label=True, self_label_epochs=4, self_label_threshold=0.4, **kw)
 
 
@@ -164,7 +164,7 @@ def test_checkpoint_of_another_run_is_refused(data: dict[str, Any], tmp_path: Pa
         fit_scan(scan(lr=2e-2), data, checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(CheckpointError, match="other training inputs"):
         fit_scan(scan(), {"x": data["x"][::-1].copy()}, checkpoint_dir=tmp_path, resume=True)
-    with pytest.raises(CheckpointError, match="estimator SCANClusterer vs TAC"):
+    with pytest.raises(CheckpointError, match="estimator SCAN vs TAC"):
         fit_tac(tac(), data, checkpoint_dir=tmp_path, resume=True)
 
 

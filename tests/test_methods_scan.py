@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
 from semclust.methods.base import NotFittedError
-from semclust.methods.scan import SCANClusterer, scan_loss, selection_loss, self_label_loss
+from semclust.methods.scan import SCAN, scan_loss, selection_loss, self_label_loss
 from semclust.ops.features import l2_normalize
 
 K, PER, D = 4, 50, 32
@@ -31,20 +31,20 @@ def data() -> dict[str, Any]:
     return {"x": x, "y": y}
 
 
-def _model(**kw: Any) -> SCANClusterer:
+def _model(**kw: Any) -> SCAN:
     # few rows, so fewer steps than a real fit: a larger lr and smaller batches compensate;
     # five heads so that head selection has something to choose
     params = dict(n_clusters=K, batch_size=64, lr=1e-2, epochs=30, n_heads=5)
     params.update(kw)
-    return SCANClusterer(**params)
+    return SCAN(**params)
 
 
 @pytest.fixture(scope="module")
-def fitted(data: dict[str, Any]) -> SCANClusterer:
+def fitted(data: dict[str, Any]) -> SCAN:
     return _model().fit(data["x"])
 
 
-def test_recovers_clusters_and_attributes(fitted: SCANClusterer, data: dict[str, Any]) -> None:
+def test_recovers_clusters_and_attributes(fitted: SCAN, data: dict[str, Any]) -> None:
     n = len(data["y"])
     assert adjusted_rand_score(data["y"], fitted.labels_) > 0.9
     assert fitted.labels_.dtype == np.int64 and fitted.labels_.shape == (n,)
@@ -65,7 +65,7 @@ def test_mlp_head_recovers_clusters(data: dict[str, Any]) -> None:
 
 
 def test_selected_head_is_argmin_of_recomputed_losses(
-    fitted: SCANClusterer, data: dict[str, Any]
+    fitted: SCAN, data: dict[str, Any]
 ) -> None:
     assert fitted.best_head_ == int(np.argmin(fitted.head_losses_))
     nb = fitted.neighbours_
@@ -142,7 +142,7 @@ def test_deterministic_and_leaves_torch_state(data: dict[str, Any]) -> None:
     assert c.loss_history_ != a.loss_history_
 
 
-def test_predict_equals_labels_on_training_data(fitted: SCANClusterer, data: dict[str, Any]) -> None:
+def test_predict_equals_labels_on_training_data(fitted: SCAN, data: dict[str, Any]) -> None:
     np.testing.assert_array_equal(fitted.predict(data["x"]), fitted.labels_)
     np.testing.assert_array_equal(fitted.predict_proba(data["x"]), fitted.probabilities_)
     # inputs are L2-normalised internally: the scale of a row does not matter
@@ -179,7 +179,7 @@ def test_self_label_without_confident_rows_warns(data: dict[str, Any]) -> None:
 @pytest.mark.parametrize("k, match", [(1, "n_clusters=1"), (300, "n_clusters=300")])
 def test_bad_n_clusters(data: dict[str, Any], k: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        SCANClusterer(n_clusters=k).fit(data["x"])
+        SCAN(n_clusters=k).fit(data["x"])
 
 
 @pytest.mark.parametrize(
@@ -198,9 +198,9 @@ def test_bad_parameters(data: dict[str, Any], kw: dict[str, Any], match: str) ->
         _model(**kw).fit(data["x"])
 
 
-def test_predict_checks(fitted: SCANClusterer, data: dict[str, Any]) -> None:
+def test_predict_checks(fitted: SCAN, data: dict[str, Any]) -> None:
     with pytest.raises(NotFittedError):
-        SCANClusterer().predict(data["x"])
+        SCAN().predict(data["x"])
     with pytest.raises(ValueError, match="features"):
         fitted.predict(data["x"][:, :5])
     clone_ = clone(fitted)
@@ -208,7 +208,7 @@ def test_predict_checks(fitted: SCANClusterer, data: dict[str, Any]) -> None:
 
 
 def test_defaults_are_scans_cifar10_configuration() -> None:
-    model = SCANClusterer()
+    model = SCAN()
     assert (model.n_heads, model.lr, model.weight_decay, model.entropy_weight) == (1, 1e-4, 1e-4, 5.0)
     assert (model.batch_size, model.epochs, model.n_neighbours, model.selection_entropy_weight) == (128, 50, 20, 1.0)
 

@@ -127,3 +127,37 @@ def test_a_run_that_fails_after_creating_its_directory_removes_it(
     with pytest.raises(ValueError, match="exploded"):
         workflow.cluster(str(tiny_folder), method="kmeans", n_clusters=2, out=kept, resume=True)
     assert (kept / "checkpoint" / "state.json").is_file()  # a directory it did not create is left alone
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new"),
+    [
+        ("kmeans", "KMeansClusterer", "KMeans"),
+        ("scan", "SCANClusterer", "SCAN"),
+        ("zeroshot", "ZeroShotClusterer", "ZeroShot"),
+    ],
+)
+def test_former_class_names_still_work_for_one_release_and_warn(module: str, old: str, new: str) -> None:
+    import importlib
+
+    import semclust
+
+    target = importlib.import_module(f"semclust.methods.{module}")
+    with pytest.warns(DeprecationWarning, match=f"{old} is now {new}"):
+        assert getattr(target, old) is getattr(target, new)
+    with pytest.warns(DeprecationWarning):
+        assert getattr(semclust, old) is getattr(target, new)
+    assert old in get_spec(module).estimator_names()  # saved models of the old name still load
+
+
+def test_every_method_names_clusters_with_one_name_each() -> None:
+    from semclust.methods.laic_notrain import LAICNoTrain
+
+    rng = np.random.default_rng(0)
+    centers = np.eye(4, 16, dtype=np.float32)
+    x = np.repeat(centers, 20, axis=0) + 0.05 * rng.standard_normal((80, 16)).astype(np.float32)
+    nouns = np.concatenate([centers, rng.standard_normal((8, 16)).astype(np.float32)])
+    names = [f"noun{i}" for i in range(len(nouns))]
+    model = LAICNoTrain(n_clusters=4, n_centers=4, n_init=2).fit(x, nouns, noun_names=names)
+    assert len(model.cluster_names_) == 4 and all("," not in n for n in model.cluster_names_)
+    assert [row[0] for row in model.cluster_nouns_] == model.cluster_names_

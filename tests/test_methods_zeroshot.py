@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from semclust.methods.base import NotFittedError
-from semclust.methods.zeroshot import ZeroShotClusterer, build_class_embeddings
+from semclust.methods.zeroshot import ZeroShot, build_class_embeddings
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -46,7 +46,7 @@ def test_known_assignment_and_loop_reference() -> None:
     classes = unit(rng.normal(size=(5, 16)))
     y = rng.integers(0, 5, size=200)
     images = unit(classes[y] + 0.1 * rng.normal(size=(200, 16)))
-    model = ZeroShotClusterer(class_embeddings=classes * 3.0)  # norms must not matter
+    model = ZeroShot(class_embeddings=classes * 3.0)  # norms must not matter
     labels = model.fit_predict(images)
     np.testing.assert_array_equal(labels, y)
     np.testing.assert_allclose(model.centers_, classes, atol=1e-6)
@@ -64,7 +64,7 @@ def test_fit_argument_wins_and_names() -> None:
     a = np.eye(3, dtype=np.float32)
     b = a[::-1].copy()
     x = np.array([[1.0, 0.1, 0.0], [0.0, 0.1, 1.0]])
-    model = ZeroShotClusterer(class_embeddings=a, class_names=["x", "y", "z"])
+    model = ZeroShot(class_embeddings=a, class_names=["x", "y", "z"])
     np.testing.assert_array_equal(model.fit(x).labels_, [0, 2])
     np.testing.assert_array_equal(model.fit(x, class_embeddings=b).labels_, [2, 0])
     assert model.class_embeddings is a  # the constructor argument is left untouched
@@ -74,10 +74,10 @@ def test_fit_argument_wins_and_names() -> None:
 def test_errors() -> None:
     x = np.eye(3)
     with pytest.raises(ValueError, match="needs class_embeddings"):
-        ZeroShotClusterer().fit(x)
+        ZeroShot().fit(x)
     with pytest.raises(ValueError, match="dimension 4 but X has 3"):
-        ZeroShotClusterer(np.ones((2, 4))).fit(x)
+        ZeroShot(np.ones((2, 4))).fit(x)
     with pytest.raises(ValueError, match="class_names has 1 entries for 3"):
-        ZeroShotClusterer(np.eye(3), class_names=["a"]).fit(x)
+        ZeroShot(np.eye(3), class_names=["a"]).fit(x)
     with pytest.raises(NotFittedError):
-        ZeroShotClusterer(np.eye(3)).predict(x)
+        ZeroShot(np.eye(3)).predict(x)

@@ -159,13 +159,13 @@ def test_a_tensor_missing_from_the_weights_fails(tmp_path: Path) -> None:
 
 def test_predict_images_skips_broken_files(tmp_path: Path) -> None:
     from semclust.data.base import ArraySource
-    from semclust.methods.kmeans import KMeansClusterer
+    from semclust.methods.kmeans import KMeans
     from semclust.outputs.model import save_model
 
     encoder = ColourEncoder()
     images, labels = colour_images(30, seed=0)
     views = encoder.image_views([ArraySource(images).load(i) for i in range(len(images))])
-    estimator = KMeansClusterer(n_clusters=3, n_init=2).fit(views["visual"].astype(np.float16).astype(np.float32))
+    estimator = KMeans(n_clusters=3, n_init=2).fit(views["visual"].astype(np.float16).astype(np.float32))
     save_model(
         tmp_path / "model",
         method="kmeans",

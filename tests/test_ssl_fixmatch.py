@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from semclust.ssl.algorithms import ALGORITHMS, get_algorithm
-from semclust.ssl.algorithms.fixmatch import FixMatch
+from semclust.ssl.algorithms.fixmatch import FixMatchAlgorithm
 
 
 class LogitsAreInputs(nn.Module):
@@ -45,7 +45,7 @@ def test_fixmatch_loss_equals_hand_computation():
     y_ulb = [0, 1, 2, 2]
     threshold, lambda_u = 0.95, 0.7
     model = LogitsAreInputs()
-    algo = FixMatch(model, 3, threshold=threshold, lambda_u=lambda_u)
+    algo = FixMatchAlgorithm(model, 3, threshold=threshold, lambda_u=lambda_u)
     batch = {"x_lb": _t(lb), "y_lb": torch.tensor(y_lb), "x_ulb_w": _t(weak), "x_ulb_s": _t(strong),
              "y_ulb": torch.tensor(y_ulb)}  # fmt: skip
     loss, logs = algo.train_step(batch, step=0)
@@ -69,7 +69,7 @@ def test_fixmatch_loss_equals_hand_computation():
 def test_pseudo_labels_carry_no_gradient_and_threshold_zero_keeps_all():
     weak = _t([[1.0, 0.0], [0.0, 1.0]]).requires_grad_(True)
     strong = _t([[0.0, 0.0], [0.0, 0.0]]).requires_grad_(True)
-    algo = FixMatch(LogitsAreInputs(), 2, threshold=0.0)
+    algo = FixMatchAlgorithm(LogitsAreInputs(), 2, threshold=0.0)
     batch = {"x_lb": _t([[1.0, 0.0]]), "y_lb": torch.tensor([0]), "x_ulb_w": weak, "x_ulb_s": strong}
     loss, logs = algo.train_step(batch, step=0)
     loss.backward()
@@ -79,8 +79,8 @@ def test_pseudo_labels_carry_no_gradient_and_threshold_zero_keeps_all():
 
 
 def test_registry():
-    assert get_algorithm("fixmatch") is FixMatch and ALGORITHMS["fixmatch"] is FixMatch
+    assert get_algorithm("fixmatch") is FixMatchAlgorithm and ALGORITHMS["fixmatch"] is FixMatchAlgorithm
     with pytest.raises(ValueError, match="valid names: .*fixmatch"):
         get_algorithm("mixmatch")
     with pytest.raises(ValueError, match="threshold"):
-        FixMatch(LogitsAreInputs(), 3, threshold=1.5)
+        FixMatchAlgorithm(LogitsAreInputs(), 3, threshold=1.5)

@@ -8,14 +8,14 @@ from semclust.methods.base import (
     check_is_fitted,
     check_n_clusters,
 )
-from semclust.methods.kmeans import KMeansClusterer
-from semclust.methods.zeroshot import ZeroShotClusterer, build_class_embeddings
+from semclust.methods.kmeans import KMeans
+from semclust.methods.zeroshot import ZeroShot, build_class_embeddings
 
 __all__ = [
     "BaseClusterer",
-    "KMeansClusterer",
+    "KMeans",
     "NotFittedError",
-    "ZeroShotClusterer",
+    "ZeroShot",
     "build_class_embeddings",
     "check_is_fitted",
     "check_n_clusters",

@@ -6,11 +6,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from semclust.methods.base import BaseClusterer, check_n_clusters
+from semclust.methods.deprecated import renamed
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec, view_input
 from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
 
 
-class KMeansClusterer(BaseClusterer):
+class KMeans(BaseClusterer):
     """(Spherical) k-means via :func:`semclust.ops.kmeans.spherical_kmeans`.
 
     Learned: ``labels_``, ``centers_`` (unit-norm when ``spherical``), ``inertia_``,
@@ -37,7 +38,7 @@ class KMeansClusterer(BaseClusterer):
         self.random_state = random_state
         self.max_points_per_centroid = max_points_per_centroid
 
-    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> KMeansClusterer:
+    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> KMeans:
         x = self._validate_fit_input(X)
         n_clusters = check_n_clusters(self.n_clusters, x.shape[0])
         result = spherical_kmeans(
@@ -68,16 +69,18 @@ def fit_kmeans(
 ) -> MethodResult:
     """k-means on ``view`` (default: the visual view when the encoder has one)."""
     view, rows = features.image_view(view)
-    estimator = KMeansClusterer(n_clusters=n_clusters, n_init=n_init, random_state=random_state)
+    estimator = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state)
     labels = estimator.fit_predict(rows)
     return MethodResult(estimator, labels, n_clusters, info={"view": view, "n_init": n_init})
 
 
 SPEC = MethodSpec(
     name="kmeans",
-    estimator=KMeansClusterer,
+    estimator=KMeans,
     fit=fit_kmeans,
+    former_estimators=("KMeansClusterer",),
     summary="spherical k-means on the image features (the baseline)",
     predict_inputs=view_input,
 )
 METHOD_SPECS = (SPEC,)
+__getattr__ = renamed(__name__, {"KMeansClusterer": "KMeans"}, globals())

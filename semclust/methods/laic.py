@@ -105,7 +105,8 @@ class LAIC(BaseClusterer):
     Learned: ``labels_`` (argmax p), ``centers_`` (unit-norm ``[K, d]`` in the joint space),
     ``cluster_nouns_`` (top-5 distinct nearest nouns of each center, among the whole vocabulary
     by default or the selected nouns with ``name_from="selected"``), ``cluster_names_``
-    (those joined by ", "), ``initial_labels_``, ``initial_names_``, ``neighbours_``,
+    (the first of them: every method's ``cluster_names_`` holds one name per cluster),
+    ``initial_labels_``, ``initial_names_``, ``neighbours_``,
     ``neighbour_mask_``, ``loss_history_``, ``neighbour_purity_`` (dict or None) and
     ``no_train_`` (the fitted :class:`LAICNoTrain`).
 
@@ -290,7 +291,7 @@ class LAIC(BaseClusterer):
         pool_names = [names[j] for j in pool]
         tops = nearest_distinct_nouns(self.centers_, s[pool], pool_names, 5)
         self.cluster_nouns_ = [[pool_names[j] for j in top] for top in tops]
-        self.cluster_names_ = [", ".join(top) for top in self.cluster_nouns_]
+        self.cluster_names_ = [top[0] if top else "" for top in self.cluster_nouns_]
         self.n_features_in_ = u.shape[1]
         return self
 

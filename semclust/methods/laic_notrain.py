@@ -95,11 +95,12 @@ class LAICNoTrain(BaseClusterer):
     Learned: ``labels_``, ``centers_`` (unit-norm, in C-row space ``[K, m_sel]``),
     ``selected_nouns_`` (indices into ``noun_embeddings``), ``selected_noun_embeddings_``,
     ``relation_`` (raw ``C``, float32 ``[n, m_sel]``), ``n_centers_`` and, when ``noun_names``
-    are given, ``cluster_names_`` (the 5 nouns with the largest center weights, joined).
+    are given, ``cluster_nouns_`` (the 5 nouns with the largest center weights) and ``cluster_names_``
+    (the first of them).
     """
 
     _state_arrays = ("labels_", "centers_", "selected_nouns_", "selected_noun_embeddings_")
-    _state_values = ("n_features_in_", "cluster_names_", "n_centers_")
+    _state_values = ("n_features_in_", "cluster_names_", "cluster_nouns_", "n_centers_")
 
     def __init__(
         self,
@@ -155,14 +156,15 @@ class LAICNoTrain(BaseClusterer):
         self.centers_ = result.centers
         self.n_centers_ = n_centers
         self.n_features_in_ = u.shape[1]
-        self.cluster_names_ = None
+        self.cluster_names_ = self.cluster_nouns_ = None
         if noun_names is not None:
             names = [str(n) for n in noun_names]
             if len(names) != s.shape[0]:
                 raise ValueError(f"noun_names has {len(names)} entries for {s.shape[0]} nouns")
             sel_names = [names[j] for j in selected]
             tops = nearest_distinct_nouns(result.centers, np.eye(len(selected), dtype=np.float32), sel_names, 5)
-            self.cluster_names_ = [", ".join(sel_names[j] for j in top) for top in tops]
+            self.cluster_nouns_ = [[sel_names[j] for j in top] for top in tops]
+            self.cluster_names_ = [top[0] if top else "" for top in self.cluster_nouns_]
         return self
 
     def _relation(self, u: np.ndarray) -> np.ndarray:

@@ -6,8 +6,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from semclust.methods.heads import EVAL_BLOCK
+
 EPS = 1e-8
-_EVAL_BLOCK = 4096  # rows per block when a loss is evaluated on all data
 
 
 def cluster_entropy(p_mean: torch.Tensor) -> torch.Tensor:
@@ -44,8 +45,8 @@ def selection_loss(
     p = np.asarray(probs, dtype=np.float64)
     nb = np.asarray(neighbours)
     total_log = 0.0
-    for start in range(0, p.shape[0], _EVAL_BLOCK):
-        stop = min(start + _EVAL_BLOCK, p.shape[0])
+    for start in range(0, p.shape[0], EVAL_BLOCK):
+        stop = min(start + EVAL_BLOCK, p.shape[0])
         agree = np.einsum("ik,ijk->ij", p[start:stop], p[nb[start:stop]])
         total_log += float(np.log(np.maximum(agree, EPS)).sum())
     consistency = -total_log / nb.size

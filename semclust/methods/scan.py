@@ -63,14 +63,14 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
+from semclust.methods.deprecated import renamed
+from semclust.methods.heads import head_logits, make_scan_head, softmax_rows
 from semclust.methods.losses import scan_loss, selection_loss, self_label_loss
 from semclust.methods.naming import text_space_centroids
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec, view_input
 from semclust.ops.features import check_positive_int, l2_normalize
 from semclust.ops.knn import knn
 from semclust.store.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
-
-_EVAL_BLOCK = 4096  # rows per block when evaluating a head or pair agreement on all data
 
 
 @dataclass(frozen=True)
@@ -86,37 +86,7 @@ class _ScanSettings:
     sl_epochs: int
 
 
-def make_scan_head(dim: int, n_clusters: int, hidden_dim: int | None = None) -> nn.Module:
-    """A clustering head giving logits ``[B, K]``: linear, or Linear-BN-ReLU-Linear."""
-    if hidden_dim is None:
-        return nn.Linear(dim, n_clusters)
-    return nn.Sequential(
-        nn.Linear(dim, hidden_dim),
-        nn.BatchNorm1d(hidden_dim),
-        nn.ReLU(),
-        nn.Linear(hidden_dim, n_clusters),
-    )
-
-
-def _softmax_np(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-@torch.no_grad()
-def _head_logits(head: nn.Module, u: np.ndarray, device: torch.device) -> np.ndarray:
-    was_training = head.training
-    head.eval()
-    out = [
-        head(torch.from_numpy(u[s : s + _EVAL_BLOCK]).to(device)).float().cpu().numpy()
-        for s in range(0, u.shape[0], _EVAL_BLOCK)
-    ]
-    head.train(was_training)
-    return np.concatenate(out, axis=0)
-
-
-class SCANClusterer(BaseClusterer):
+class SCAN(BaseClusterer):
     """SCAN clustering heads on frozen image features (see the module docstring).
 
     ``fit(X, y=None, on_epoch=None)``: ``X`` float[n, d] image features (L2-normalised
@@ -265,7 +235,7 @@ class SCANClusterer(BaseClusterer):
         on_epoch: Callable[[int, float], object] | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
-    ) -> SCANClusterer:
+    ) -> SCAN:
         x = self._validate_fit_input(X, min_samples=2)
         p = self._check_params(x.shape[0])
         k, hidden = p.k, p.hidden
@@ -290,7 +260,7 @@ class SCANClusterer(BaseClusterer):
                 )
                 w_select = self.selection_entropy_weight
                 w_select = self.entropy_weight if w_select is None else w_select
-                losses = [selection_loss(_softmax_np(_head_logits(h, u, device)), neigh, w_select) for h in heads]
+                losses = [selection_loss(softmax_rows(head_logits(h, u, device)), neigh, w_select) for h in heads]
                 best = int(np.argmin([loss[0] for loss in losses]))
                 head = copy.deepcopy(heads[best])
                 if self.self_label:
@@ -482,7 +452,7 @@ class SCANClusterer(BaseClusterer):
     # ------------------------------------------------------------------ predict
 
     def _proba(self, u: np.ndarray) -> np.ndarray:
-        return _softmax_np(_head_logits(self.head_, l2_normalize(u), torch.device("cpu")))
+        return softmax_rows(head_logits(self.head_, l2_normalize(u), torch.device("cpu")))
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """float32[m, K]: the kept head's softmax on L2-normalised ``X`` (eval mode)."""
@@ -506,7 +476,7 @@ def fit_scan(
 ) -> MethodResult:
     # Image-only, like k-means: neighbours are mined where the image features keep most class information.
     view, rows = features.image_view(view)
-    estimator = SCANClusterer(n_clusters=n_clusters, random_state=random_state, **options)
+    estimator = SCAN(n_clusters=n_clusters, random_state=random_state, **options)
     on_epoch = features.epoch_callback(
         "training scan heads", estimator.epochs + (estimator.self_label_epochs if estimator.self_label else 0)
     )
@@ -521,10 +491,12 @@ def fit_scan(
 
 SPEC = MethodSpec(
     name="scan",
-    estimator=SCANClusterer,
+    estimator=SCAN,
     fit=fit_scan,
+    former_estimators=("SCANClusterer",),
     summary="SCAN clustering heads on mined image-feature neighbours (+ self-labelling)",
     predict_inputs=view_input,
     resumable=True,
 )
 METHOD_SPECS = (SPEC,)
+__getattr__ = renamed(__name__, {"SCANClusterer": "SCAN"}, globals())

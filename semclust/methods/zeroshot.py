@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from semclust.methods.base import BaseClusterer
+from semclust.methods.deprecated import renamed
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec
 from semclust.ops.features import as_feature_matrix, l2_normalize
 from semclust.ops.kmeans import assign_to_centers
@@ -41,7 +42,7 @@ def build_class_embeddings(
     return l2_normalize(per_template.mean(axis=1))
 
 
-class ZeroShotClusterer(BaseClusterer):
+class ZeroShot(BaseClusterer):
     """Assign L2-normalised image embeddings to the most cosine-similar class embedding.
 
     ``class_embeddings`` (float[C, d], in the same joint space as the images) may be given
@@ -68,11 +69,11 @@ class ZeroShotClusterer(BaseClusterer):
         X: ArrayLike,
         class_embeddings: ArrayLike | None = None,
         y: ArrayLike | None = None,
-    ) -> ZeroShotClusterer:
+    ) -> ZeroShot:
         x = self._validate_fit_input(X)
         source = class_embeddings if class_embeddings is not None else self.class_embeddings
         if source is None:
-            raise ValueError("ZeroShotClusterer needs class_embeddings, passed to the constructor or to fit")
+            raise ValueError("ZeroShot needs class_embeddings, passed to the constructor or to fit")
         centers = l2_normalize(as_feature_matrix(source, name="class_embeddings"))
         if centers.shape[1] != x.shape[1]:
             raise ValueError(f"class_embeddings have dimension {centers.shape[1]} but X has {x.shape[1]}")
@@ -118,7 +119,7 @@ def fit_zeroshot(
     if bad:
         raise ValueError(f"prompt templates must contain '{{}}': {bad}")
     class_embeddings = build_class_embeddings(features.encode_texts, names, list(templates))
-    estimator = ZeroShotClusterer(class_embeddings=class_embeddings)
+    estimator = ZeroShot(class_embeddings=class_embeddings)
     labels = estimator.fit_predict(features.joint)
     return MethodResult(
         estimator,
@@ -131,11 +132,13 @@ def fit_zeroshot(
 
 SPEC = MethodSpec(
     name="zeroshot",
-    estimator=ZeroShotClusterer,
+    estimator=ZeroShot,
     fit=fit_zeroshot,
+    former_estimators=("ZeroShotClusterer",),
     summary="each image joins the nearest class-name text (needs class names; K = their number)",
     needs=frozenset({"text", "class_names"}),
     needs_k=False,
     names_clusters=True,
 )
 METHOD_SPECS = (SPEC,)
+__getattr__ = renamed(__name__, {"ZeroShotClusterer": "ZeroShot"}, globals())

@@ -31,7 +31,8 @@ import numpy as np
 from PIL import Image
 
 from semclust.atomic import atomic_write, write_json
-from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem, SourceError
+from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
+from semclust.data.files import image_source
 from semclust.methods.spec import PIXELS, VIEWS
 
 if TYPE_CHECKING:
@@ -449,54 +450,3 @@ def load(run_dir: str | os.PathLike[str]) -> LoadedModel:
     if not (path / MODEL_DIR / MANIFEST_FILE).is_file():
         raise ValueError(f"{path} has no saved model ({MODEL_DIR}/{MANIFEST_FILE}); re-run 'semclust cluster' on it")
     return load_model(path / MODEL_DIR)
-
-
-# --------------------------------------------------------------------------- images
-
-
-class PathsSource(ImageSource):
-    """Explicit image files, with the ids given; any extension is accepted."""
-
-    name = "files"
-
-    def __init__(self, ids: Sequence[str], paths: Sequence[Path]) -> None:
-        if len(ids) != len(paths):
-            raise SourceError(f"{len(ids)} ids for {len(paths)} paths")
-        self._ids, self._paths = list(ids), list(paths)
-
-    @property
-    def ids(self) -> list[str]:
-        return self._ids
-
-    def load(self, index: int) -> Image.Image:
-        from semclust.data.decode import decode_image
-
-        return decode_image(self._paths[index], self._ids[index])
-
-
-def image_source(items: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> ImageSource:
-    """One folder -> :class:`FolderSource` (ids relative to it); otherwise files and folders,
-    ids as given (folder contents as ``folder/relative``). A path that does not exist is an
-    error; a file that exists but does not decode is skipped later."""
-    from semclust.data.folder import FolderSource
-
-    paths = [items] if isinstance(items, (str, os.PathLike)) else list(items)
-    if not paths:
-        raise ValueError("no images given")
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        return FolderSource(paths[0])
-    ids: list[str] = []
-    files: list[Path] = []
-    for item in paths:
-        path = Path(item)
-        if path.is_dir():
-            folder = FolderSource(path)
-            prefix = str(item).rstrip("/")
-            ids.extend(f"{prefix}/{rel}" for rel in folder.ids)
-            files.extend(folder.paths)
-        elif path.exists() or path.is_symlink():
-            ids.append(str(item))
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"no such image file or folder: {item}")
-    return PathsSource(ids, files)

@@ -116,7 +116,7 @@ def routed_consistency(
 
 
 @register("cpe")
-class CPE(PriorMixin, SSLAlgorithm):
+class CPEAlgorithm(PriorMixin, SSLAlgorithm):
     model: GroupExpertNet
     net_class: type[GroupExpertNet] = GroupExpertNet
 

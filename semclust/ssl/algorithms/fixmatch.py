@@ -35,7 +35,7 @@ def fixmatch_loss(
 
 
 @register("fixmatch")
-class FixMatch(SSLAlgorithm):
+class FixMatchAlgorithm(SSLAlgorithm):
     def __init__(self, model: nn.Module, num_classes: int, threshold: float = 0.95, lambda_u: float = 1.0, **rest: Any):
         super().__init__(model, num_classes, **rest)
         threshold, lambda_u = check_pseudo_label_params(threshold, lambda_u)

@@ -51,7 +51,7 @@ class PriorMixin:
 
 
 @register("fixmatch-la")
-class FixMatchLA(PriorMixin, SSLAlgorithm):
+class FixMatchLAAlgorithm(PriorMixin, SSLAlgorithm):
     def __init__(
         self,
         model: nn.Module,

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semclust.ssl.algorithms import register
-from semclust.ssl.algorithms.cpe import CPE, N_GROUPS, GroupExpertNet
+from semclust.ssl.algorithms.cpe import N_GROUPS, CPEAlgorithm, GroupExpertNet
 
 DEFAULT_FUSION_DIM = 256
 CB_BETA = 0.99  # the released beta1 = beta2 of the class-balanced weights
@@ -199,7 +199,7 @@ class MetaExpertNet(GroupExpertNet):
 
 
 @register("metaexpert")
-class MetaExpert(CPE):
+class MetaExpertAlgorithm(CPEAlgorithm):
     net_class = MetaExpertNet
 
     def __init__(
