@@ -189,6 +189,7 @@ def cluster(
     else:
         out_dir = Path(out) if out is not None else None
     try:
+        embedding = _Embedding(encoder, device, batch_size, labels_from_folders, data_root, progress, threads)
         return _cluster_into(
             out_dir,
             source,
@@ -196,18 +197,12 @@ def cluster(
             k_requested,
             random_state,
             options,
+            embedding,
             dist_ctx=dist_ctx,
             resume=resume,
-            encoder=encoder,
-            device=device,
-            batch_size=batch_size,
-            labels_from_folders=labels_from_folders,
-            data_root=data_root,
             vocabulary=vocabulary,
             noun_templates=noun_templates,
             name_clusters=name_clusters,
-            progress=progress,
-            threads=threads,
             timings=timings,
         )
     except BaseException:
@@ -236,17 +231,20 @@ def remove_if_empty(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _open_features(
-    source: str,
-    *,
-    encoder: str,
-    device: str,
-    batch_size: int | None,
-    labels_from_folders: bool,
-    data_root: str | None,
-    progress: ProgressFactory | None,
-    threads: int | None,
-) -> tuple[FeatureStore, ImageSource | None, dict[str, Any]]:
+@dataclass(frozen=True)
+class _Embedding:
+    """How a cluster run embeds a source that is not a feature store yet."""
+
+    encoder: str
+    device: str
+    batch_size: int | None
+    labels_from_folders: bool
+    data_root: str | None
+    progress: ProgressFactory | None
+    threads: int | None
+
+
+def _open_features(source: str, how: _Embedding) -> tuple[FeatureStore, ImageSource | None, dict[str, Any]]:
     """The complete feature store of ``source`` (embedding it if needed), the image source
     when there is one (not for a store directory), and what the run record says about it."""
     if FeatureStore.is_store(source):
@@ -254,16 +252,16 @@ def _open_features(
         if not store.complete:
             raise ValueError(f"feature store {source} is incomplete; finish it with 'semclust embed'")
         return store, None, {"store": str(store.root), "reused": True}
-    image_source = open_any_source(source, labels_from_folders=labels_from_folders, data_root=data_root)
+    image_source = open_any_source(source, labels_from_folders=how.labels_from_folders, data_root=how.data_root)
     embedded = embed(
         image_source,
-        encoder=encoder,
-        device=device,
-        batch_size=batch_size,
-        labels_from_folders=labels_from_folders,
-        data_root=data_root,
-        progress=progress,
-        threads=threads,
+        encoder=how.encoder,
+        device=how.device,
+        batch_size=how.batch_size,
+        labels_from_folders=how.labels_from_folders,
+        data_root=how.data_root,
+        progress=how.progress,
+        threads=how.threads,
     )
     info = {
         "store": str(embedded.store.root),
@@ -281,32 +279,17 @@ def _cluster_into(
     n_clusters: int | str | None,
     random_state: int,
     options: dict[str, Any],
+    how: _Embedding,
     *,
     dist_ctx: Any,
     resume: bool,
-    encoder: str,
-    device: str,
-    batch_size: int | None,
-    labels_from_folders: bool,
-    data_root: str | None,
     vocabulary: str | None,
     noun_templates: str | Sequence[str] | None,
     name_clusters: bool,
-    progress: ProgressFactory | None,
-    threads: int | None,
     timings: dict[str, float],
 ) -> ClusterRun:
     started = time.perf_counter()
-    store, image_source, embed_info = _open_features(
-        source,
-        encoder=encoder,
-        device=device,
-        batch_size=batch_size,
-        labels_from_folders=labels_from_folders,
-        data_root=data_root,
-        progress=progress,
-        threads=threads,
-    )
+    store, image_source, embed_info = _open_features(source, how)
     if dist_ctx.is_main:
         barrier(dist_ctx)  # the store is complete: the other ranks may open it now
     timings["features"] = time.perf_counter() - started
@@ -320,12 +303,12 @@ def _cluster_into(
     t0 = time.perf_counter()
     features = feature_set_from_store(
         store,
-        device=device,
+        device=how.device,
         vocabulary=vocabulary,
         noun_templates=noun_templates,
-        progress=progress,
+        progress=how.progress,
         source=image_source,
-        threads=threads,
+        threads=how.threads,
         timings=timings,
     )
     timings["load"] = time.perf_counter() - t0

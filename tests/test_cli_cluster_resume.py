@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from semclust import workflow
 from semclust.cli.main import app
 from semclust.data.base import ArraySource
-from semclust.methods import checkpoint
+from semclust.store import checkpoint
 
 runner = CliRunner()
 EPOCHS, KILL_AFTER = 6, 2

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from semclust.methods import checkpoint as checkpoint_module
 from semclust.methods.laic import LAIC
 from semclust.methods.scan import SCAN
 from semclust.methods.tac import TAC
 from semclust.ops.features import l2_normalize
+from semclust.store import checkpoint as checkpoint_module
 from semclust.store.checkpoint import STATE_FILE, CheckpointError
 
 K, PER, D = 3, 30, 16

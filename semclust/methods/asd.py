@@ -682,7 +682,7 @@ class ASD:
             model.eval()
             outs = []
             for s in range(0, len(x_tracked), 1024):
-                chunk = trainer._prepare(torch.from_numpy(np.ascontiguousarray(x_tracked[s : s + 1024])))
+                chunk = trainer.normalised(torch.from_numpy(np.ascontiguousarray(x_tracked[s : s + 1024])))
                 outs.append(model(chunk.to(trainer.device)).float().cpu())
             model.train(was)
             logits = torch.cat(outs)

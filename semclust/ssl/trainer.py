@@ -56,7 +56,8 @@ from semclust.ssl.data import InfiniteSampler, as_uint8_tensor, labels_tensor
 from semclust.ssl.ddp import DDP_ALL_PARAMETERS_USED, DistributedNetworkView, MethodRouter, rank_batch_indices
 from semclust.ssl.optim import EMA, param_groups, scheduled_lr
 from semclust.ssl.trainer_config import TrainerConfig
-from semclust.store.checkpoint import CheckpointError, EpochCheckpoint, TrainingState
+from semclust.ssl.trainer_state import capture, restore
+from semclust.store.checkpoint import CheckpointError, EpochCheckpoint
 
 CHECKPOINT_DIR = "checkpoint"
 FORMAT_VERSION = 2  # 2: the checkpoint of semclust.store.checkpoint
@@ -144,15 +145,16 @@ class Trainer:
         self.step = 0
         self.log: list[dict[str, Any]] = []
         self.last_metrics: dict[str, Any] | None = None
-        self._log_sums: dict[str, float] = {}
-        self._log_counts: dict[str, int] = {}
+        self.pending_log_sums: dict[str, float] = {}
+        self.pending_log_counts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ data
     @property
     def ema_model(self) -> nn.Module:
         return self.ema.model
 
-    def _prepare(self, x_u8: torch.Tensor) -> torch.Tensor:
+    def normalised(self, x_u8: torch.Tensor) -> torch.Tensor:
+        """uint8 images as the network reads them: floats normalised by the unlabelled images' statistics."""
         return normalize(to_float(x_u8), self.mean, self.std)
 
     def _rank_augment_generator(self) -> torch.Generator:
@@ -267,8 +269,8 @@ class Trainer:
             self.step = k + 1
             logs = {**logs, "lr": lr}
             for key, value in logs.items():
-                self._log_sums[key] = self._log_sums.get(key, 0.0) + float(value)
-                self._log_counts[key] = self._log_counts.get(key, 0) + 1
+                self.pending_log_sums[key] = self.pending_log_sums.get(key, 0.0) + float(value)
+                self.pending_log_counts[key] = self.pending_log_counts.get(key, 0) + 1
             if progress is not None:
                 progress(self.step, logs)
             if self.step % self.eval_every == 0 or self.step == self.total_steps:
@@ -298,7 +300,7 @@ class Trainer:
         model.eval()
         parts: dict[str, list[torch.Tensor]] = {}
         for start in range(0, len(x), self.eval_batch_size):
-            chunk = self._prepare(x[start : start + self.eval_batch_size]).to(self.device)
+            chunk = self.normalised(x[start : start + self.eval_batch_size]).to(self.device)
             for key, value in self.algorithm.eval_outputs(model, chunk).items():
                 parts.setdefault(key, []).append(value.detach().cpu())
         model.train(was_training)
@@ -330,10 +332,10 @@ class Trainer:
         A collective under DDP: every rank must call it at the same point.
         """
         if not self.dist.distributed:
-            return self._log_sums, self._log_counts
+            return self.pending_log_sums, self.pending_log_counts
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
-        for rank_sums, rank_counts in all_gather_objects((self._log_sums, self._log_counts), self.dist):
+        for rank_sums, rank_counts in all_gather_objects((self.pending_log_sums, self.pending_log_counts), self.dist):
             for key, value in rank_sums.items():
                 sums[key] = sums.get(key, 0.0) + value
                 counts[key] = counts.get(key, 0) + rank_counts[key]
@@ -351,7 +353,7 @@ class Trainer:
         entry = self._on_main_then_shared(evaluation)
         # Under DDP: the mean over ranks and steps of what each rank logged.
         entry.update({k: log_sums[k] / log_counts[k] for k in log_sums})
-        self._log_sums, self._log_counts = {}, {}
+        self.pending_log_sums, self.pending_log_counts = {}, {}
         self.log.append(entry)
         self.last_metrics = entry
         self.algorithm.on_eval(self, self.step, entry)
@@ -366,7 +368,7 @@ class Trainer:
         return EpochCheckpoint(self.out_dir / CHECKPOINT_DIR, identity)
 
     def save_checkpoint(self) -> Path:
-        """Write ``out_dir/checkpoint/`` (:mod:`semclust.store.checkpoint`; the step is its epoch).
+        """Write ``out_dir/checkpoint/`` (:func:`semclust.ssl.trainer_state.capture`).
 
         Under DDP every rank calls this (the logged sums are gathered) and rank 0 alone writes:
         weights, optimiser, samplers and generators are the same on every rank; batch-norm
@@ -377,31 +379,7 @@ class Trainer:
         if not self.dist.is_main:
             barrier(self.dist)  # returns once rank 0 has written the checkpoint
             return checkpoint.directory
-        state = TrainingState(epoch=self.step)
-        state.values.update({"step": self.step, "config": self.config, "log_sums": log_sums, "log_counts": log_counts})
-        state.put_module("model", self.model)
-        state.put_module("ema", self.ema.model)
-        state.put_optimizer("optim", self.optimizer)
-        state.put_generator("rng.augment", self.aug_generator)
-        state.put_torch_global_rng()
-        if self.device.type == "cuda":
-            state.tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device).clone()
-        state.put_numpy_rng("numpy_rng", self.np_rng)
-        for name, sampler in (("lb", self.lb_sampler), ("ulb", self.ulb_sampler)):
-            saved = sampler.state_dict()
-            state.tensors[f"sampler.{name}.generator"] = saved["generator"]
-            state.tensors[f"sampler.{name}.perm"] = saved["perm"]
-            state.values[f"sampler_{name}_pos"] = saved["pos"]
-        algo_values = {}
-        for key, value in self.algorithm.state_dict().items():
-            if isinstance(value, torch.Tensor):
-                state.tensors[f"algo.{key}"] = value.detach().to("cpu").contiguous().clone()
-            else:
-                algo_values[key] = value
-        state.values["algorithm"] = algo_values
-        if self.grad_scaler is not None:
-            state.values["grad_scaler"] = self.grad_scaler.state_dict()
-        checkpoint.save(state)
+        checkpoint.save(capture(self, log_sums, log_counts))
         barrier(self.dist)
         return checkpoint.directory
 
@@ -419,33 +397,7 @@ class Trainer:
             raise ValueError(str(err)) from None
         if state is None:
             raise FileNotFoundError(f"no checkpoint in {self.out_dir}")
-        state.load_module("model", self.model)
-        state.load_module("ema", self.ema.model)
-        state.load_optimizer("optim", self.optimizer)
-        state.load_generator("rng.augment", self.aug_generator)
-        state.load_torch_global_rng()
-        if self.device.type == "cuda" and "rng.cuda" in state.tensors:
-            torch.cuda.set_rng_state(state.tensors["rng.cuda"], self.device)
-        state.load_numpy_rng("numpy_rng", self.np_rng)
-        for name, sampler in (("lb", self.lb_sampler), ("ulb", self.ulb_sampler)):
-            sampler.load_state_dict(
-                {
-                    "generator": state.tensors[f"sampler.{name}.generator"],
-                    "perm": state.tensors[f"sampler.{name}.perm"],
-                    "pos": state.values[f"sampler_{name}_pos"],
-                }
-            )
-        algo_tensors = {k[len("algo.") :]: v for k, v in state.tensors.items() if k.startswith("algo.")}
-        self.algorithm.load_state_dict({**state.values.get("algorithm", {}), **algo_tensors})
-        if self.grad_scaler is not None and "grad_scaler" in state.values:
-            self.grad_scaler.load_state_dict(state.values["grad_scaler"])
-        # The saved sums are already those of all ranks: under DDP rank 0 alone carries them on.
-        if self.dist.is_main:
-            self._log_sums = {k: float(v) for k, v in state.values.get("log_sums", {}).items()}
-            self._log_counts = {k: int(v) for k, v in state.values.get("log_counts", {}).items()}
-        else:
-            self._log_sums, self._log_counts = {}, {}
-        self.step = int(state.values["step"])
+        restore(self, state)
         # Evaluations logged after this checkpoint belong to the part of the run being redone.
         log_path = cast(Path, self.out_dir) / "log.json"
         self.log = [e for e in read_json(log_path) if e.get("step", 0) <= self.step] if log_path.exists() else []
