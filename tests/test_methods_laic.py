@@ -66,7 +66,7 @@ def test_no_train_recovers_clusters_on_ridge_rows(data: dict[str, Any]) -> None:
 def test_laic_free_lowers_loss_names_and_predict(data: dict[str, Any]) -> None:
     seen: list[tuple[int, float]] = []
     model = _free().fit(
-        data["x"], data["nouns"], data["names"], visual_feats=data["visual"], y=data["y"],
+        data["x"], data["nouns"], data["names"], image_features=data["visual"], y=data["y"],
         on_epoch=lambda e, loss: seen.append((e, loss)),
     )
     assert [e for e, _ in seen] == list(range(5))
@@ -94,7 +94,7 @@ def test_laic_is_deterministic(data: dict[str, Any]) -> None:
 
 
 def test_filter_rule_sets_the_training_pairs(data: dict[str, Any]) -> None:
-    model = _free(epochs=1).fit(data["x"], data["nouns"], data["names"], visual_feats=data["visual"])
+    model = _free(epochs=1).fit(data["x"], data["nouns"], data["names"], image_features=data["visual"])
     neigh_v, _ = knn(data["visual"], 10)
     expected = filter_neighbours(model.neighbours_, neigh_b=neigh_v, rule="cross")
     np.testing.assert_array_equal(model.neighbour_mask_, expected)

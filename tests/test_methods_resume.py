@@ -76,7 +76,7 @@ def laic(**kw: Any) -> LAIC:
 
 
 def fit_laic(est: LAIC, data: dict[str, Any], **kw: Any) -> LAIC:
-    return est.fit(data["x"], data["nouns"], data["names"], visual_feats=data["visual"], **kw)
+    return est.fit(data["x"], data["nouns"], data["names"], image_features=data["visual"], **kw)
 
 
 def tac(**kw: Any) -> TAC:
@@ -87,7 +87,7 @@ def tac(**kw: Any) -> TAC:
 
 
 def fit_tac(est: TAC, data: dict[str, Any], **kw: Any) -> TAC:
-    return est.fit(data["x"], data["nouns"], noun_names=data["names"], image_feats=data["visual"], **kw)
+    return est.fit(data["x"], data["nouns"], noun_names=data["names"], image_features=data["visual"], **kw)
 
 
 def scan(**kw: Any) -> SCAN:

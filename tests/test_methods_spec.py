@@ -161,3 +161,38 @@ def test_every_method_names_clusters_with_one_name_each() -> None:
     model = LAICNoTrain(n_clusters=4, n_centers=4, n_init=2).fit(x, nouns, noun_names=names)
     assert len(model.cluster_names_) == 4 and all("," not in n for n in model.cluster_names_)
     assert [row[0] for row in model.cluster_nouns_] == model.cluster_names_
+
+
+def test_renamed_fit_keywords_warn_and_still_work() -> None:
+    from semclust.methods.tac_notrain import TACNoTrain
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 8)).astype(np.float32)
+    image = rng.standard_normal((60, 5)).astype(np.float32)
+    nouns = rng.standard_normal((30, 8)).astype(np.float32)
+    new = TACNoTrain(n_clusters=3, n_centers=3, n_init=2, noun_n_init=2).fit(x, nouns, image_features=image)
+    with pytest.warns(DeprecationWarning, match="image_feats= is now image_features="):
+        old = TACNoTrain(n_clusters=3, n_centers=3, n_init=2, noun_n_init=2).fit(x, nouns, image_feats=image)
+    assert np.array_equal(new.labels_, old.labels_)
+    with pytest.raises(TypeError, match="both"):
+        TACNoTrain(n_clusters=3).fit(x, nouns, image_feats=image, image_features=image)
+
+
+def test_models_saved_under_the_former_names_still_load(tmp_path: Path) -> None:
+    import json
+
+    from semclust.methods.kmeans import KMeans
+    from semclust.outputs.model import load_model, save_model
+
+    x = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32)
+    model = KMeans(n_clusters=3, n_init=1).fit(x)
+    save_model(tmp_path, method="kmeans", estimator=model, inputs={"X": "visual"}, encoder_config={},
+               n_clusters=3, cluster_names=None)  # fmt: skip
+    manifest_path = tmp_path / "model.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["estimator"] == "KMeans"
+    manifest["estimator"] = "KMeansClusterer"  # what a model saved before the rename says
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = load_model(tmp_path)
+    assert isinstance(loaded.estimator, KMeans)
+    assert np.array_equal(loaded.predict_features({"visual": x}), model.labels_)

@@ -86,7 +86,7 @@ def test_saved_model_predicts_like_the_fitted_one(method: str, tmp_path: Path) -
     np.testing.assert_array_equal(loaded.estimator.predict(**args), expected)
     np.testing.assert_array_equal(loaded.estimator.labels_, result.labels)
     if method in ("tac", "tac-notrain"):
-        assert inputs == {"X": "joint", "image_feats": "visual"}
+        assert inputs == {"X": "joint", "image_features": "visual"}
     if method == "scan":
         np.testing.assert_array_equal(loaded.estimator.predict_proba(visual), result.estimator.predict_proba(visual))
     manifest = json.loads((tmp_path / "model" / "model.json").read_text())

@@ -60,6 +60,7 @@ from semclust.distributed import (
     wrap_ddp,
 )
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
+from semclust.methods.deprecated import renamed_keywords
 from semclust.methods.laic_notrain import (
     LAIC_KMEANS_ITER,
     LAICNoTrain,
@@ -87,9 +88,9 @@ class _FreeCenters(torch.nn.Module):
 class LAIC(BaseClusterer):
     """LAIC with filtered relation-space neighbours and learned semantic centers.
 
-    ``fit(X, noun_embeddings, noun_names, visual_feats=None, text_tower=None, y=None,
+    ``fit(X, noun_embeddings, noun_names, image_features=None, text_tower=None, y=None,
     on_epoch=None)``: ``X`` are joint (image-text) image embeddings, ``noun_embeddings`` the
-    vocabulary in the same space and ``noun_names`` its names. ``visual_feats`` (any image
+    vocabulary in the same space and ``noun_names`` its names. ``image_features`` (any image
     space, e.g. the visual view) is the second space of the ``"cross"`` filter; without it the
     joint space is used. ``text_tower`` (MiniLMTextTower, CLIP HFClipEncoder, or a
     :class:`~semclust.encoders.prompt.FrozenTextModule`) is required for ``centers="prompt"``;
@@ -174,12 +175,13 @@ class LAIC(BaseClusterer):
 
     # ------------------------------------------------------------------ fit
 
+    @renamed_keywords({"visual_feats": "image_features"})
     def fit(
         self,
         X: ArrayLike,
         noun_embeddings: ArrayLike | None = None,
         noun_names: Sequence[str] | None = None,
-        visual_feats: ArrayLike | None = None,
+        image_features: ArrayLike | None = None,
         text_tower: Any = None,
         y: ArrayLike | None = None,
         on_epoch: Callable[[int, float], object] | None = None,
@@ -225,9 +227,9 @@ class LAIC(BaseClusterer):
         # 2. neighbourhood consistency filtering
         neigh_b = None
         if self.filter_rule == "cross":
-            second = u if visual_feats is None else as_feature_matrix(visual_feats, name="visual_feats")
+            second = u if image_features is None else as_feature_matrix(image_features, name="image_features")
             if second.shape[0] != n:
-                raise ValueError(f"visual_feats has {second.shape[0]} rows for {n} images")
+                raise ValueError(f"image_features has {second.shape[0]} rows for {n} images")
             neigh_b, _ = knn(second, self.n_neighbours)
         mask = filter_neighbours(
             neigh, neigh_b=neigh_b, labels_a=base.labels_, rule=self.filter_rule, min_keep=self.min_keep
@@ -267,7 +269,7 @@ class LAIC(BaseClusterer):
         checkpoint, saved = open_checkpoint(
             checkpoint_dir,
             self,
-            digest_arrays(u, s, None if visual_feats is None else np.asarray(visual_feats), np.asarray(names))
+            digest_arrays(u, s, None if image_features is None else np.asarray(image_features), np.asarray(names))
             if checkpoint_dir is not None
             else "",
             resume=resume,
@@ -457,7 +459,7 @@ def fit_laic(
         features.joint,
         nouns,
         noun_names=names,
-        visual_feats=features.visual,
+        image_features=features.visual,
         text_tower=tower,
         y=features.labels,
         on_epoch=on_epoch,

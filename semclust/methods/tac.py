@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from semclust.methods.base import BaseClusterer, check_n_clusters
+from semclust.methods.deprecated import renamed_keywords
 from semclust.methods.losses import EPS, cluster_entropy
 from semclust.methods.naming import text_space_centroids
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec
@@ -241,6 +242,7 @@ class TAC(TACTextSide, BaseClusterer):
     def _noun_restarts(self) -> int:
         return int(self.n_init)
 
+    @renamed_keywords({"image_feats": "image_features"})
     def fit(
         self,
         X: ArrayLike,
@@ -249,7 +251,7 @@ class TAC(TACTextSide, BaseClusterer):
         *,
         noun_names: Sequence[str] | None = None,
         on_epoch: Callable[[int, float], object] | None = None,
-        image_feats: ArrayLike | None = None,
+        image_features: ArrayLike | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
     ) -> TAC:
@@ -276,7 +278,7 @@ class TAC(TACTextSide, BaseClusterer):
             raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         device = torch.device(self.device)
 
-        u = image_side(x, image_feats)
+        u = image_side(x, image_features)
         self.image_dim_ = u.shape[1]
         t = self._fit_text_side(x, s)
         nb_img, _ = knn(u, n_nb)
@@ -394,23 +396,24 @@ class TAC(TACTextSide, BaseClusterer):
         return self.image_head_(torch.from_numpy(l2_normalize(u))).numpy()
 
     @torch.no_grad()
-    def predict_proba(self, X: ArrayLike, head: str = "image", image_feats: ArrayLike | None = None) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike, head: str = "image", image_features: ArrayLike | None = None) -> np.ndarray:
         """float32[n, K] soft assignments from the ``"image"`` head (TAC's evaluation), the
         ``"text"`` head (on counterparts retrieved from the kept nouns) or their ``"mean"``.
-        ``image_feats`` must be given when ``fit`` had them."""
+        ``image_features`` must be given when ``fit`` had them."""
         x = self._validate_predict_input(X)
         if head not in ("image", "text", "mean"):
             raise ValueError(f"head must be 'image', 'text' or 'mean', got {head!r}")
-        p_img = self._image_probs(image_side(x, image_feats, self.image_dim_))
+        p_img = self._image_probs(image_side(x, image_features, self.image_dim_))
         if head == "image":
             return p_img
         t = text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
         p_txt = self.text_head_(torch.from_numpy(t)).numpy()
         return p_txt if head == "text" else (p_img + p_txt) / 2
 
-    def predict(self, X: ArrayLike, image_feats: ArrayLike | None = None) -> np.ndarray:
+    @renamed_keywords({"image_feats": "image_features"})
+    def predict(self, X: ArrayLike, image_features: ArrayLike | None = None) -> np.ndarray:
         """Image-head argmax, as TAC evaluates (the text head is not needed)."""
-        return self.predict_proba(X, image_feats=image_feats).argmax(axis=1).astype(np.int64)
+        return self.predict_proba(X, image_features=image_features).argmax(axis=1).astype(np.int64)
 
 
 def fit_tac(
@@ -432,7 +435,7 @@ def fit_tac(
         nouns,
         noun_names=names,
         on_epoch=on_epoch,
-        image_feats=image,
+        image_features=image,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
     )
@@ -445,7 +448,7 @@ SPEC = MethodSpec(
     estimator=TAC,
     fit=fit_tac,
     summary="TAC: image and text heads trained by cross-modal mutual distillation",
-    predict_args=("X", "image_feats"),
+    predict_args=("X", "image_features"),
     predict_inputs=tac_inputs,
     needs=frozenset({"nouns"}),
     resumable=True,

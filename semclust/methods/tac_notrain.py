@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from semclust.methods.base import BaseClusterer, check_n_clusters
+from semclust.methods.deprecated import renamed_keywords
 from semclust.methods.naming import name_clusters, text_space_centroids
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec
 from semclust.ops.features import as_feature_matrix, l2_normalize
@@ -49,20 +50,20 @@ def check_noun_names(noun_names: Sequence[str] | None, m: int) -> list[str] | No
     return names
 
 
-def image_side(x: np.ndarray, image_feats: ArrayLike | None, expected_dim: int | None = None) -> np.ndarray:
+def image_side(x: np.ndarray, image_features: ArrayLike | None, expected_dim: int | None = None) -> np.ndarray:
     """The image modality: ``x`` itself, or a separate view of the same rows.
 
     An encoder reached through a bridge (the offline one) keeps much more class information
     in its raw visual features than in the joint space (RESEARCH.md section 8), so TAC's
     image half and image head may use them while the text side stays in the joint space.
     """
-    image = x if image_feats is None else as_feature_matrix(image_feats, name="image_feats")
+    image = x if image_features is None else as_feature_matrix(image_features, name="image_features")
     if image.shape[0] != x.shape[0]:
-        raise ValueError(f"image_feats has {image.shape[0]} rows for {x.shape[0]} joint embeddings")
+        raise ValueError(f"image_features has {image.shape[0]} rows for {x.shape[0]} joint embeddings")
     if expected_dim is not None and image.shape[1] != expected_dim:
         raise ValueError(
             f"image features have {image.shape[1]} dims but the model was fitted on {expected_dim}; "
-            "pass the same image_feats view used in fit"
+            "pass the same image_features view used in fit"
         )
     return l2_normalize(image)
 
@@ -166,6 +167,7 @@ class TACNoTrain(TACTextSide, BaseClusterer):
     def _noun_restarts(self) -> int:
         return int(self.noun_n_init)
 
+    @renamed_keywords({"image_feats": "image_features"})
     def fit(
         self,
         X: ArrayLike,
@@ -173,14 +175,14 @@ class TACNoTrain(TACTextSide, BaseClusterer):
         y: ArrayLike | None = None,
         *,
         noun_names: Sequence[str] | None = None,
-        image_feats: ArrayLike | None = None,
+        image_features: ArrayLike | None = None,
     ) -> TACNoTrain:
         x = self._validate_fit_input(X)
         k = check_n_clusters(self.n_clusters, x.shape[0])
         s = check_noun_embeddings(x, noun_embeddings)
         names = check_noun_names(noun_names, s.shape[0])
         t = self._fit_text_side(x, s)
-        image = image_side(x, image_feats)
+        image = image_side(x, image_features)
         self.image_dim_ = image.shape[1]
         joint = np.concatenate([image, l2_normalize(t)], axis=1)
         result = spherical_kmeans(
@@ -192,11 +194,12 @@ class TACNoTrain(TACTextSide, BaseClusterer):
         self._set_names(t, result.labels, k, names)
         return self
 
-    def predict(self, X: ArrayLike, image_feats: ArrayLike | None = None) -> np.ndarray:
-        """``image_feats`` must be given when ``fit`` had them (the same view, new rows)."""
+    @renamed_keywords({"image_feats": "image_features"})
+    def predict(self, X: ArrayLike, image_features: ArrayLike | None = None) -> np.ndarray:
+        """``image_features`` must be given when ``fit`` had them (the same view, new rows)."""
         x = self._validate_predict_input(X)
         t = text_counterparts(x, self.selected_noun_embeddings_, temperature=self.temperature)
-        joint = np.concatenate([image_side(x, image_feats, self.image_dim_), t], axis=1)
+        joint = np.concatenate([image_side(x, image_features, self.image_dim_), t], axis=1)
         labels, _ = assign_to_centers(joint, self.centers_, spherical=True)
         return labels
 
@@ -209,9 +212,9 @@ def image_input(features: FeatureSet, image_view: str | None) -> tuple[str, np.n
 
 
 def tac_inputs(info: Mapping[str, Any]) -> dict[str, str]:
-    """``predict(X, image_feats)``: the joint view, plus the image view when it was not joint."""
+    """``predict(X, image_features)``: the joint view, plus the image view when it was not joint."""
     image_view = info.get("image_view", "joint")
-    return {"X": "joint"} if image_view == "joint" else {"X": "joint", "image_feats": str(image_view)}
+    return {"X": "joint"} if image_view == "joint" else {"X": "joint", "image_features": str(image_view)}
 
 
 def fit_tac_notrain(
@@ -220,7 +223,7 @@ def fit_tac_notrain(
     names, nouns = features.noun_vocabulary()
     view, image = image_input(features, image_view)
     estimator = TACNoTrain(n_clusters=n_clusters, random_state=random_state, **options)
-    estimator.fit(features.joint, nouns, noun_names=names, image_feats=image)
+    estimator.fit(features.joint, nouns, noun_names=names, image_features=image)
     info = {"n_centers": estimator.n_centers_, "image_view": view}
     return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
 
@@ -230,7 +233,7 @@ SPEC = MethodSpec(
     estimator=TACNoTrain,
     fit=fit_tac_notrain,
     summary="TAC without training: k-means on images joined with their WordNet text counterparts",
-    predict_args=("X", "image_feats"),
+    predict_args=("X", "image_features"),
     predict_inputs=tac_inputs,
     needs=frozenset({"nouns"}),
     noun_templates="tac",

@@ -102,7 +102,7 @@ def _first_of_duplicates(feats: np.ndarray) -> np.ndarray:
 
 
 def select_nouns(
-    image_feats: ArrayLike,
+    image_features: ArrayLike,
     noun_feats: ArrayLike,
     n_centers: int,
     per_center: int = 5,
@@ -127,7 +127,7 @@ def select_nouns(
     center could spend its five places on copies of one word. The first copy's index is
     the one returned.
     """
-    u = as_feature_matrix(image_feats, name="image_feats")
+    u = as_feature_matrix(image_features, name="image_features")
     s = as_feature_matrix(noun_feats, name="noun_feats")
     if u.shape[1] != s.shape[1]:
         raise ValueError(f"images have dimension {u.shape[1]} but nouns have {s.shape[1]}")
@@ -140,7 +140,7 @@ def select_nouns(
 
 
 def text_counterparts(
-    image_feats: ArrayLike,
+    image_features: ArrayLike,
     selected_noun_feats: ArrayLike,
     temperature: float = DEFAULT_TEMPERATURE,
     block_size: int = DEFAULT_BLOCK_SIZE,
@@ -151,9 +151,9 @@ def text_counterparts(
     are processed ``block_size`` rows at a time; the softmax subtracts each row's maximum,
     so tiny temperatures do not overflow (as T -> 0, t_i becomes the nearest noun).
     """
-    u = np.asarray(image_feats)
+    u = np.asarray(image_features)
     if u.ndim != 2 or u.shape[0] == 0:
-        raise ValueError(f"image_feats must be a non-empty 2-D [n, d] array, got shape {u.shape}")
+        raise ValueError(f"image_features must be a non-empty 2-D [n, d] array, got shape {u.shape}")
     s = l2_normalize(as_feature_matrix(selected_noun_feats, name="selected_noun_feats"))
     if u.shape[1] != s.shape[1]:
         raise ValueError(f"images have dimension {u.shape[1]} but nouns have {s.shape[1]}")
@@ -162,7 +162,7 @@ def text_counterparts(
     block_size = check_positive_int(block_size, "block_size")
     out = np.empty((u.shape[0], s.shape[1]), dtype=np.float32)
     for start in range(0, u.shape[0], block_size):
-        block = l2_normalize(as_feature_matrix(u[start : start + block_size], name="image_feats"))
+        block = l2_normalize(as_feature_matrix(u[start : start + block_size], name="image_features"))
         weights = softmax_rows((block @ s.T) / np.float32(temperature))
         out[start : start + len(block)] = l2_normalize(weights @ s)
     return out

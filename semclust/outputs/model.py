@@ -7,7 +7,7 @@
 * ``model.json``: format version, method, estimator class, ``get_params()``, the JSON-able
   learned values ``predict`` needs, the name/dtype/shape of every tensor, the SHA-256 of
   ``model.safetensors``, ``inputs`` (which feature-store view feeds each ``predict``
-  argument, e.g. ``{"X": "joint", "image_feats": "visual"}``, or ``{"images": "pixels"}``
+  argument, e.g. ``{"X": "joint", "image_features": "visual"}``, or ``{"images": "pixels"}``
   for asd, whose network reads the images themselves), the encoder config (rebuilt
   with :func:`semclust.encoders.registry.encoder_from_config`), K, the cluster names and the
   semclust version. It is written last, so its presence marks a complete model.
@@ -386,7 +386,10 @@ def load_model(model_dir: str | os.PathLike[str]) -> LoadedModel:
         array_params = manifest.get("array_params", [])
         if not (isinstance(params, dict) and isinstance(learned, dict) and isinstance(tensors, dict)):
             raise ValueError("params, learned and tensors must be objects")
-        inputs = _check_inputs(method, manifest["inputs"], "inputs")
+        inputs = manifest["inputs"]
+        if isinstance(inputs, dict) and "image_feats" in inputs:  # saved before the rename to image_features
+            inputs = {("image_features" if k == "image_feats" else k): v for k, v in inputs.items()}
+        inputs = _check_inputs(method, inputs, "inputs")
         n_clusters = manifest["n_clusters"]
         if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
             raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}")
