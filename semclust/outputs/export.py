@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from semclust.outputs.report import open_run_source
+from semclust.outputs.report_data import open_run_source
 from semclust.outputs.run_dir import read_run
 from semclust.store.atomic import write_text
 
