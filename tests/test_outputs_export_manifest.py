@@ -80,6 +80,9 @@ def test_python_errors_say_force_true_and_the_cli_says_force(tmp_path: Path) -> 
     register(app)
     result = CliRunner().invoke(app, ["export", str(run_dir), "--to", str(to)])
     assert result.exit_code == 2 and "pass --force to write" in result.output and "force=True" not in result.output
+    result = CliRunner().invoke(app, ["export", str(run_dir), "--to", str(tmp_path / "again")])
+    assert result.exit_code == 0 and "manifest.csv maps each file to its source id" in result.output
+    assert (tmp_path / "again" / "manifest.csv").is_file()
 
 
 def test_cluster_refusal_names_force_true_in_python_and_force_in_the_cli(tmp_path: Path) -> None:

@@ -59,7 +59,8 @@ def export(
         fail(str(err))
     done = ", ".join(f"{counts[k]} {k}" for k in ("copied", "linked", "written") if counts[k])
     console.print(
-        f"exported {done or 'nothing'} into {counts['clusters']} folders under {counts['to']}",
+        f"exported {done or 'nothing'} into {counts['clusters']} folders under {counts['to']}; "
+        f"{counts['manifest']} maps each file to its source id",
         highlight=False,
         markup=False,
     )
