@@ -32,7 +32,8 @@ def test_copy_export_one_folder_per_cluster(run: tuple[Path, Path], tmp_path: Pa
     photos, run_dir = run
     counts = export_clusters(run_dir, tmp_path / "out")
     clusters = json.loads((run_dir / "clusters.json").read_text())
-    folders = sorted(p.name for p in (tmp_path / "out").iterdir())
+    folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir())
+    assert (tmp_path / "out" / "manifest.csv").is_file()
     assert len(folders) == len(clusters) == counts["clusters"] == 3
     assert len({f.lower() for f in folders}) == 3
     for c in clusters:

@@ -10,7 +10,9 @@ import typer
 
 from semclust.cli.errors import USER_ERRORS, fail
 
-encoders_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect and measure encoders.")
+encoders_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Inspect and measure encoders."
+)
 
 
 def _dataset_spec(dataset: str) -> str:

@@ -14,7 +14,15 @@ from semclust.cli.progress import console, progress_factory
 from semclust.cli.report_cmd import register as register_report_commands
 from semclust.cli.ssl_cmd import register as register_ssl
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cluster unlabelled images and name the clusters.")
+# rich_markup_mode=None: click's plain help wraps at the terminal's width without cutting option
+# names (rich's table squeezed them at 80 columns) and prints "[default: ...]" in help texts
+# literally (rich took it for markup and dropped it). The ssl and encoders groups do the same.
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Cluster unlabelled images and name the clusters.",
+)
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -37,7 +45,7 @@ def parse_params(method: str, items: list[str]) -> dict:
 
 @app.command()
 def datasets() -> None:
-    """List the built-in dataset sources and whether their files are on this machine."""
+    """List the built-in dataset sources, whether their files are here, and how to get missing ones."""
     from semclust.data.registry import list_datasets
 
     entries = list_datasets()
@@ -48,6 +56,8 @@ def datasets() -> None:
             f"{'dataset:' + entry['name']:<{width}}  {available}  splits: {','.join(entry['splits']):<22} "
             f"{entry['description']}"
         )
+        if not entry["available"] and entry.get("how_to_get"):
+            typer.echo(f"{'':<{width}}  to get it: {entry['how_to_get']}")
 
 
 @app.command()
@@ -116,7 +126,12 @@ def _report_skipped(skipped: list) -> None:
 @app.command("cluster")
 def cluster_cmd(
     source: str = typer.Argument(..., help="Image folder, dataset:NAME[:split], or a feature-store directory"),
-    k: str | None = typer.Option(None, "--k", help="Number of clusters, or 'auto' (zeroshot: the class names)"),
+    k: str | None = typer.Option(
+        None,
+        "--k",
+        metavar="K",
+        help="Number of clusters (2 or more) or 'auto'; required [default: none; zeroshot: one per class name]",
+    ),
     method: str = typer.Option("kmeans", help="Method; 'semclust methods' lists them with their parameters"),
     seed: int = typer.Option(0, help="Random seed"),
     out: str = typer.Option(..., "--out", help="Run directory to write"),

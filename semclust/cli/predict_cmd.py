@@ -11,6 +11,7 @@ import typer
 
 from semclust.cli.errors import USER_ERRORS, fail
 from semclust.cli.progress import console, progress_factory
+from semclust.outputs.prediction import count
 
 
 def predict_cmd(
@@ -21,7 +22,7 @@ def predict_cmd(
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, or auto"),
     batch_size: int | None = typer.Option(None, help="Images per forward pass"),
 ) -> None:
-    """Assign new images to the clusters a run learned; writes assignments.csv (id, cluster, name)."""
+    """Assign new images to the clusters a run learned; writes assignments.csv (id, cluster, name, score)."""
     from semclust.atomic import write_json, write_text
     from semclust.outputs.model import load
 
@@ -35,15 +36,17 @@ def predict_cmd(
             raise ValueError(f"{out_dir / 'assignments.csv'} already exists; pass --force to overwrite")
         model = load(run_dir)
         with progress_factory() as progress:
-            ids, labels, skipped = model.predict_images(images, device=device, progress=progress, batch_size=batch_size)
+            prediction = model.predict_images(images, device=device, progress=progress, batch_size=batch_size)
     except USER_ERRORS as err:
         fail(str(err))
 
+    ids, labels, skipped = prediction.paths, prediction.clusters, prediction.skipped
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["id", "cluster", "name"])
-    for item_id, cluster in zip(ids, labels.tolist()):
-        writer.writerow([item_id, int(cluster), model.cluster_name(int(cluster))])
+    writer.writerow(["id", "cluster", "name", "score"])
+    for row in prediction.rows():
+        score = "" if row["score"] is None else f"{row['score']:.4f}"
+        writer.writerow([row["path"], row["cluster"], row["name"], score])
     sizes = np.bincount(labels, minlength=model.n_clusters).tolist() if len(labels) else [0] * model.n_clusters
     write_text(out_dir / "assignments.csv", buffer.getvalue())
     write_json(
@@ -54,12 +57,14 @@ def predict_cmd(
             "n_clusters": model.n_clusters,
             "n_items": len(ids),
             "sizes": sizes,
+            "score": prediction.score_meaning,
             "n_skipped": len(skipped),
             "skipped": [{"id": s.item_id, "reason": s.reason} for s in skipped],
         },
     )
     console.print(
-        f"{model.method}: assigned {len(ids)} images to {model.n_clusters} clusters, sizes {sizes}",
+        f"{model.method}: assigned {count(len(ids), 'image')} to {model.n_clusters} clusters, sizes {sizes}; "
+        f"score: {prediction.score_meaning}",
         highlight=False,
         markup=False,
     )

@@ -15,9 +15,15 @@ def report(
     borderline: int = typer.Option(4, "--borderline", help="Borderline (least confident) thumbnails per cluster"),
     map_method: str = typer.Option("tsne", "--map", help="2-D map: tsne or pca"),
     max_map_points: int = typer.Option(3000, "--max-map-points", help="Items drawn on the map (seeded subset)"),
+    max_thumbs: int = typer.Option(
+        2000, "--max-thumbs", min=1, help="Thumbnails embedded in all; members over it are listed by name"
+    ),
+    max_listed: int = typer.Option(50000, "--max-listed", min=1, help="Members listed in the per-cluster browsers"),
+    page_size: int = typer.Option(60, "--page-size", min=1, help="Members per page of a cluster's browser"),
     seed: int = typer.Option(0, "--seed", help="Seed of the map's subset and t-SNE"),
 ) -> None:
-    """Write one self-contained report.html: clusters with thumbnails, metrics, a 2-D map."""
+    """Write one self-contained report.html: contents, clusters with thumbnails and a paged browser of
+    every member, names with their scores, metrics, a 2-D map."""
     from semclust.outputs.report import write_report
 
     try:
@@ -28,6 +34,9 @@ def report(
             borderline=borderline,
             map_method=map_method,
             max_map_points=max_map_points,
+            max_thumbnails=max_thumbs,
+            max_listed=max_listed,
+            page_size=page_size,
             random_state=seed,
         )
     except USER_ERRORS as err:
@@ -50,7 +59,8 @@ def export(
         fail(str(err))
     done = ", ".join(f"{counts[k]} {k}" for k in ("copied", "linked", "written") if counts[k])
     console.print(
-        f"exported {done or 'nothing'} into {counts['clusters']} folders under {counts['to']}",
+        f"exported {done or 'nothing'} into {counts['clusters']} folders under {counts['to']}; "
+        f"{counts['manifest']} maps each file to its source id",
         highlight=False,
         markup=False,
     )

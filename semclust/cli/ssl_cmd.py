@@ -22,7 +22,7 @@ from semclust.ssl.experiment import (
 )
 
 SSL_HELP = "Semi-supervised training (FixMatch; long-tailed: FixMatch-LA, CPE, Meta-Expert)."
-ssl_app = typer.Typer(add_completion=False, no_args_is_help=True, help=SSL_HELP)
+ssl_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help=SSL_HELP)
 
 # digits: 300 steps by default so that a first run finishes in a few minutes on 2 CPU cores.
 DEFAULT_STEPS = {"digits": 300}

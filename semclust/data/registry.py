@@ -43,6 +43,11 @@ class _Dataset:
     open: Callable[[Path | None, str], ImageSource]
     # root or None -> directory holding the files; raises SourceError when absent.
     locate: Callable[[Path | None], Path | None]
+    # What a user does to get the files when they are missing (`semclust datasets` prints it).
+    how_to_get: str = ""
+
+
+_ROOT = f"--data-root DIR or ${DATA_ROOT_ENV}"
 
 
 def _fashion_roots(root: Path | None) -> list[Path | None]:
@@ -88,6 +93,8 @@ _DATASETS: dict[str, _Dataset] = {
             False,
             _open_fashion,
             _locate_fashion,
+            f"apt-get install dataset-fashion-mnist (Debian; make install does), or the four *-ubyte.gz files "
+            f"under {_ROOT} (or its fashion-mnist/ folder)",
         ),
         _Dataset(
             "digits",
@@ -97,6 +104,7 @@ _DATASETS: dict[str, _Dataset] = {
             False,
             lambda root, split: DigitsSource(),
             lambda root: None,
+            "nothing to get: it ships with scikit-learn",
         ),
         _Dataset(
             "cifar10",
@@ -106,6 +114,8 @@ _DATASETS: dict[str, _Dataset] = {
             True,
             lambda root, split: CIFAR10Source(_required(root), split),
             lambda root: locate_cifar10(_required(root)),
+            f"unpack cifar-10-binary.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) into the folder named by {_ROOT}, "
+            "which then holds cifar-10-batches-bin/",
         ),
         _Dataset(
             "cifar100",
@@ -115,6 +125,8 @@ _DATASETS: dict[str, _Dataset] = {
             True,
             lambda root, split: CIFAR100Source(_required(root), split, label_set="fine"),
             lambda root: locate_cifar100(_required(root)),
+            f"unpack cifar-100-binary.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) into the folder named by {_ROOT}, "
+            "which then holds cifar-100-binary/",
         ),
         _Dataset(
             "cifar20",
@@ -124,6 +136,8 @@ _DATASETS: dict[str, _Dataset] = {
             True,
             lambda root, split: CIFAR100Source(_required(root), split, label_set="coarse"),
             lambda root: locate_cifar100(_required(root)),
+            f"unpack cifar-100-binary.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) into the folder named by {_ROOT}, "
+            "which then holds cifar-100-binary/",
         ),
         _Dataset(
             "stl10",
@@ -133,6 +147,8 @@ _DATASETS: dict[str, _Dataset] = {
             True,
             lambda root, split: STL10Source(_required(root), split),
             lambda root: locate_stl10(_required(root)),
+            f"unpack stl10_binary.tar.gz (cs.stanford.edu/~acoates/stl10) into the folder named by {_ROOT}, "
+            "which then holds stl10_binary/",
         ),
         _Dataset(
             "svhn",
@@ -142,6 +158,8 @@ _DATASETS: dict[str, _Dataset] = {
             True,
             lambda root, split: SVHNSource(_required(root), split),
             lambda root: locate_svhn(_required(root)),
+            f"put train_32x32.mat and test_32x32.mat (extra_32x32.mat for extra; ufldl.stanford.edu/housenumbers) "
+            f"in the folder named by {_ROOT} or its svhn/ folder",
         ),
         _Dataset(
             "emoji",
@@ -152,6 +170,7 @@ _DATASETS: dict[str, _Dataset] = {
             False,
             lambda root, split: EmojiSource(split),
             lambda root: locate_emoji()[0].parent,
+            "apt-get install fonts-noto-color-emoji unicode-data (Debian; make install does)",
         ),
     ]
 }
@@ -204,6 +223,7 @@ def list_datasets(data_root: str | os.PathLike[str] | None = None) -> list[dict[
                 "available": available,
                 "location": None if location is None else str(location),
                 "description": d.description,
+                "how_to_get": d.how_to_get,
             }
         )
     return rows

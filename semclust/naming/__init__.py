@@ -37,6 +37,13 @@ HUB_QUANTILE = 0.95  # a noun in the vocabulary's top 5% by CSLS hubness r_S is 
 HUBNESS_SAMPLE = 2000  # images drawn (seeded) to estimate each noun's hubness
 
 
+def score_meaning(source: str) -> str:
+    """What a name's score means for a naming ``source`` (``clusters.json``'s ``naming``)."""
+    if source == "classifier-wordnet":
+        return "margin over the other clusters' mean support, relative to this cluster's support"
+    return "CSLS margin over the best other cluster"
+
+
 @dataclass(frozen=True)
 class ClusterName:
     name: str
@@ -57,9 +64,7 @@ class ClusterNaming:
 
     @property
     def score_meaning(self) -> str:
-        if self.source == "classifier-wordnet":
-            return "margin over the other clusters' mean support, relative to this cluster's support"
-        return "CSLS margin over the best other cluster"
+        return score_meaning(self.source)
 
     def weak(self, k: int) -> bool:
         return not self.names[k] or self.names[k][0].score < self.weak_below

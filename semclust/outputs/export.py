@@ -6,19 +6,24 @@ Dataset sources have no files, so their decoded images are written as PNG in eit
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
 import unicodedata
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semclust.outputs.report import open_run_source
+from semclust.atomic import write_text
+from semclust.outputs.report_data import open_run_source
 from semclust.outputs.run_dir import read_run
 
 EXPORT_MODES = ("copy", "link")
+MANIFEST_FILE = "manifest.csv"
 _UNSAFE = re.compile(r"[^\w.-]+", re.UNICODE)
 
 
@@ -56,8 +61,8 @@ def cluster_folder_names(summaries: list[dict[str, Any]], n_clusters: int) -> di
     return result
 
 
-def _file_name(item_id: str, taken: set[str], suffix: str | None = None) -> str:
-    """A unique file name in one cluster folder for ``item_id`` (a relative path or ``split/i``)."""
+def _base_name(item_id: str, suffix: str | None = None) -> str:
+    """The cleaned file name ``item_id`` (a relative path or ``split/i``) exports as."""
     parts = [p for p in item_id.replace("\\", "/").split("/") if p]
     base = parts[-1] if parts else "item"
     stem, dot, ext = base.rpartition(".")
@@ -67,8 +72,19 @@ def _file_name(item_id: str, taken: set[str], suffix: str | None = None) -> str:
         stem, ext = base, suffix.lstrip(".")
     clean_ext = safe_name(ext, max_len=10)
     clean_stem = safe_name(stem, max_len=120, lower=False) or "item"
-    name = f"{clean_stem}.{clean_ext}" if clean_ext else clean_stem
-    if name.lower() in taken and len(parts) > 1:
+    return f"{clean_stem}.{clean_ext}" if clean_ext else clean_stem
+
+
+def _file_name(item_id: str, taken: set[str], suffix: str | None = None, shared: bool = False) -> str:
+    """A unique file name in one cluster folder for ``item_id``.
+
+    ``shared``: another item of this folder has the same base name, so every one of them is
+    prefixed by its folders (``a__cat.png``, ``b__cat.png``): none wins the plain name by
+    coming first. A numbered suffix settles what is still taken (same path, other case).
+    """
+    parts = [p for p in item_id.replace("\\", "/").split("/") if p]
+    name = _base_name(item_id, suffix)
+    if shared and len(parts) > 1:
         prefix = safe_name("__".join(parts[:-1]), lower=False)
         name = f"{prefix}__{name}" if prefix else name
     candidate, n = name, 2
@@ -89,8 +105,9 @@ def export_clusters(
 ) -> dict[str, Any]:
     """Write one folder per cluster under ``to``; returns the counts and the folder names.
 
-    Refuses a non-empty ``to`` unless ``force``; with ``force`` files of the same name are
-    replaced and nothing else in ``to`` is removed.
+    ``to/manifest.csv`` maps every exported file (``path`` relative to ``to``) to its source
+    ``id`` and ``cluster``. Refuses a non-empty ``to`` unless ``force``; with ``force`` files of
+    the same name are replaced and nothing else in ``to`` is removed.
     """
     if mode not in EXPORT_MODES:
         raise ExportError(f"mode must be one of {', '.join(EXPORT_MODES)}, got {mode!r}")
@@ -100,7 +117,7 @@ def export_clusters(
     if target.exists() and not target.is_dir():
         raise ExportError(f"export target {target} exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not force:
-        raise ExportError(f"export target {target} is not empty; pass --force to write into it anyway")
+        raise ExportError(f"export target {target} is not empty; pass force=True to write into it anyway")
     source, why = open_run_source(record)
     if source is None:
         raise ExportError(f"cannot open the images of run {run_dir}: {why}")
@@ -116,7 +133,12 @@ def export_clusters(
     for name in folders.values():
         (target / name).mkdir(exist_ok=True)
     taken: dict[int, set[str]] = {k: set() for k in folders}
+    suffix = None if paths is not None else "png"
+    # Base names that occur twice or more in one cluster folder: all their files get prefixed.
+    base_counts = Counter((k, _base_name(i, suffix).lower()) for i, k in zip(ids, clusters.tolist()))
+    manifest: list[tuple[str, str, int]] = []
     for item_id, k in zip(ids, clusters.tolist()):
+        shared = base_counts[(k, _base_name(item_id, suffix).lower())] > 1
         i = index.get(item_id)
         if i is None:
             counts["missing"].append(item_id)
@@ -127,7 +149,7 @@ def export_clusters(
             if not original.exists():
                 counts["missing"].append(item_id)
                 continue
-            dest = folder / _file_name(item_id, taken[k])
+            dest = folder / _file_name(item_id, taken[k], shared=shared)
             _clear(dest)
             if mode == "link":
                 os.symlink(original, dest)
@@ -141,10 +163,17 @@ def export_clusters(
             except Exception:
                 counts["missing"].append(item_id)
                 continue
-            dest = folder / _file_name(item_id, taken[k], suffix="png")
+            dest = folder / _file_name(item_id, taken[k], suffix=suffix, shared=shared)
             _clear(dest)
             image.save(dest, format="PNG")
             counts["written"] += 1
+        manifest.append((f"{folders[k]}/{dest.name}", item_id, k))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "id", "cluster"])
+    writer.writerows(manifest)
+    write_text(target / MANIFEST_FILE, buffer.getvalue())
+    counts["manifest"] = str(target / MANIFEST_FILE)
     counts["folders"] = {str(k): v for k, v in folders.items()}
     counts["to"] = str(target)
     counts["n_missing"] = len(counts["missing"])

@@ -34,6 +34,7 @@ from semclust.atomic import atomic_write, write_json
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
 from semclust.data.files import image_source
 from semclust.methods.spec import PIXELS, VIEWS
+from semclust.outputs.prediction import Prediction, build_prediction, count
 
 if TYPE_CHECKING:
     from semclust.methods.spec import MethodSpec
@@ -228,8 +229,9 @@ class LoadedModel:
         *,
         encoder: Any = None,
         batch_size: int | None = None,
-    ) -> tuple[list[str], np.ndarray, list[SkippedItem]]:
-        """Embed images with the run's encoder and assign them: ``(ids, labels, skipped)``.
+    ) -> Prediction:
+        """Embed images with the run's encoder and assign them: a :class:`Prediction` (paths,
+        clusters, names, scores, skipped; it unpacks as ``(ids, labels, skipped)``).
 
         ``images``: a folder (ids relative to it, as in a run), image files and folders (ids as
         given / ``folder/relative``), or an :class:`ImageSource`. Files that do not decode are
@@ -250,7 +252,7 @@ class LoadedModel:
         if batch_size:
             encoder.batch_size = batch_size
         needed = sorted(set(self.inputs.values()))
-        advance = progress(f"embedding {len(source)} images", len(source)) if progress else None
+        advance = progress(f"embedding {count(len(source), 'image')}", len(source)) if progress else None
         chunks: dict[str, list[np.ndarray]] = {v: [] for v in needed}
         kept: list[str] = []
         skipped: list[SkippedItem] = []
@@ -274,18 +276,19 @@ class LoadedModel:
             if advance:
                 advance(hi - lo)
         if not kept:
-            return [], np.zeros(0, dtype=np.int64), skipped
+            return build_prediction(self, [], np.zeros(0, dtype=np.int64), skipped)
         dtype = self.extra.get("feature_dtype", "float32")
         views = {}
         for view in needed:
             array = np.concatenate(chunks[view])
             # the same rounding as the stored training features, so a training image keeps its cluster
             views[view] = array.astype(dtype).astype(np.float32) if dtype == "float16" else array
-        return kept, self.predict_features(views), skipped
+        inputs = {arg: views[view] for arg, view in self.inputs.items()}
+        return build_prediction(self, kept, self.predict_features(views), skipped, inputs)
 
     def _predict_pixels(
         self, source: ImageSource, device: str = "cpu", progress: ProgressFactory | None = None
-    ) -> tuple[list[str], np.ndarray, list[SkippedItem]]:
+    ) -> Prediction:
         """Assign images by a model that classifies pixels (asd).
 
         The images are brought to the shape the run's images had when the estimator was fitted
@@ -301,13 +304,14 @@ class LoadedModel:
         shape = tuple(int(v) for v in estimator.input_shape_)
         estimator.model_.to(resolve_device(device))
         ids = source.ids
-        advance = progress(f"classifying {len(source)} images", len(source)) if progress else None
+        advance = progress(f"classifying {count(len(source), 'image')}", len(source)) if progress else None
         array = np.asarray(source.pixels) if isinstance(source, ArraySource) else None
         if array is not None and tuple(array.shape[1:]) == shape and array.dtype == np.uint8:
             chunks = [estimator.predict(array[lo : lo + _PIXEL_CHUNK]) for lo in range(0, len(array), _PIXEL_CHUNK)]
             if advance:
                 advance(len(array))
-            return list(ids), np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64), []
+            labels = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+            return build_prediction(self, list(ids), labels, [])
         kept: list[str] = []
         skipped: list[SkippedItem] = []
         parts: list[np.ndarray] = []
@@ -325,7 +329,7 @@ class LoadedModel:
             if advance:
                 advance(hi - lo)
         labels = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        return kept, labels, skipped
+        return build_prediction(self, kept, labels, skipped)
 
 
 _PIXEL_CHUNK = 2048

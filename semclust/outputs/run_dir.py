@@ -36,17 +36,19 @@ def prepare_run_dir(out_dir: str | os.PathLike[str], force: bool = False, resume
     """
     path = Path(out_dir)
     if resume and force:
-        raise RunDirError("--resume and --force contradict each other; pass one")
+        raise RunDirError("resume=True and force=True contradict each other; pass one")
     if path.exists() and not path.is_dir():
         raise RunDirError(f"output {path} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()):
         if resume:
             if (path / "run.json").is_file():
-                raise RunDirError(f"{path} holds a finished run (run.json); nothing to resume, pass --force to redo it")
+                raise RunDirError(
+                    f"{path} holds a finished run (run.json); nothing to resume, pass force=True to redo it"
+                )
         elif not force:
-            hint = " or --resume to continue its training" if (path / CHECKPOINT_DIR).is_dir() else ""
+            hint = " or resume=True to continue its training" if (path / CHECKPOINT_DIR).is_dir() else ""
             raise RunDirError(
-                f"output directory {path} already exists and is not empty; pass --force to overwrite{hint}"
+                f"output directory {path} already exists and is not empty; pass force=True to overwrite{hint}"
             )
         else:
             for name in RUN_FILES:

@@ -221,12 +221,12 @@ class FeatureStore:
             try:
                 array = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as err:
-                raise StoreError(f"{path}: unreadable shard ({err}); rebuild the store with --force") from None
+                raise StoreError(f"{path}: unreadable shard ({err}); rebuild the store with force=True") from None
             expected = (len(shard["ids"]), self.views[view])
             if array.shape != expected:
                 raise StoreError(
                     f"{path}: shape {array.shape} does not match the manifest {expected}; "
-                    "rebuild the store with --force"
+                    "rebuild the store with force=True"
                 )
             yield array
 
@@ -321,7 +321,7 @@ def _build_locked(
             raise StoreError(
                 f"{root} holds features of another source/encoder/shard layout "
                 f"({old.get('source', {}).get('name')}, {old.get('encoder', {}).get('name')}); "
-                "use another directory or --force to rebuild"
+                "use another directory or force=True to rebuild"
             )
     elif force:
         for stale in (root / "shards").glob("*") if (root / "shards").exists() else []:
