@@ -481,11 +481,7 @@ def fit_scan(
         "training scan heads", estimator.epochs + (estimator.self_label_epochs if estimator.self_label else 0)
     )
     estimator.fit(rows, on_epoch=on_epoch, checkpoint_dir=checkpoint_dir, resume=resume)
-    info = {
-        "view": view,
-        "best_head": int(estimator.best_head_),
-        "head_losses": list(map(float, estimator.head_losses_)),
-    }
+    info = {"view": view, "best_head": int(estimator.best_head_), "head_losses": [*map(float, estimator.head_losses_)]}
     return MethodResult(estimator, estimator.labels_, n_clusters, info=info)
 
 
