@@ -196,3 +196,12 @@ def test_models_saved_under_the_former_names_still_load(tmp_path: Path) -> None:
     loaded = load_model(tmp_path)
     assert isinstance(loaded.estimator, KMeans)
     assert np.array_equal(loaded.predict_features({"visual": x}), model.labels_)
+
+
+@pytest.mark.parametrize("name", ["FixMatch", "FixMatchLA", "CPE", "MetaExpert", "TACNoTrain", "LAICNoTrain"])
+def test_every_public_estimator_clones(name: str) -> None:
+    import semclust
+
+    estimator = getattr(semclust, name)()
+    copy = clone(estimator)
+    assert type(copy) is type(estimator) and copy.get_params() == estimator.get_params()
