@@ -180,3 +180,16 @@ def test_predict_on_a_run_without_a_model_gives_the_command_to_rerun(tmp_path: P
     result = runner.invoke(app, ["predict", str(run), str(tmp_path), "--out", str(tmp_path / "p")])
     assert result.exit_code == 2 and "re-run 'semclust ssl fixmatch" in result.output
     assert "semclust cluster" not in result.output
+
+
+@pytest.mark.parametrize("method", ["fixmatch-la", "cpe", "metaexpert"])
+def test_saved_model_predicts_as_the_trainer_for_every_method(method: str, folders: Path, tmp_path: Path) -> None:
+    """The reloaded model (network rebuilt from its name and the algorithm's recorded
+    hyperparameters, weights from safetensors) gives the trainer's own EMA predictions."""
+    from semclust.outputs.model import load
+    from semclust.ssl.experiment import folder_data, run_ssl
+
+    data = folder_data(folders / "labelled", str(folders / "unlabelled"), folders / "test", image_size=8)
+    run = run_ssl(method, data, steps=3, batch_size=3, mu=1, out_dir=tmp_path / method)
+    x = np.concatenate([data.x_lb, data.x_ulb, data.x_test])
+    assert load(tmp_path / method).predict_pixels(x).tolist() == run.trainer.predict(x).tolist()
