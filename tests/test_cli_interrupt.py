@@ -143,3 +143,5 @@ def test_cluster_interrupt_names_the_epoch_and_resume_says_and_records_it(
     assert resumed.exit_code == 0, resumed.output
     assert "resuming scan from epoch 2" in resumed.output
     assert json.loads((out / "run.json").read_text())["resumed_from"] == {"epoch": 2}
+    finished = runner.invoke(app, [*cluster_args(store, out), "--resume"])
+    assert finished.exit_code == 2 and "finished run" in finished.output and "no checkpoint" not in finished.output

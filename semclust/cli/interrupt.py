@@ -75,6 +75,8 @@ def print_resume(out_dir: str | Path, what: str, start_unit: str) -> dict[str, A
     """Before a ``--resume`` run: "resuming tac from epoch 12", or that there is no checkpoint
     and training starts at ``start_unit`` 0. Returns the saved position."""
     saved = checkpoint_position(out_dir)
+    if saved is None and (Path(out_dir) / "run.json").is_file():
+        return None  # a finished run without a checkpoint: the run directory's check refuses it
     if saved is None:
         console.print(
             f"no checkpoint in {out_dir}; {what} starts from {start_unit} 0", highlight=False, markup=False

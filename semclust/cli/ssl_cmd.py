@@ -39,7 +39,7 @@ def _template(
         None, "--test", help="With --labelled: test images, one subfolder per class (scores the run)"
     ),
     labels_per_class: int | None = typer.Option(
-        None, "--labels-per-class", help="True labels kept per class of --dataset (or a long-tailed split with --n1)"
+        None, "--labels-per-class", help="Balanced split: true labels kept per class of --dataset"
     ),
     n1: int | None = typer.Option(None, "--n1", help="Long-tailed split: labelled images of the largest class"),
     m1: int | None = typer.Option(None, "--m1", help="Long-tailed split: unlabelled images of the largest class"),
