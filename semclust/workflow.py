@@ -27,7 +27,8 @@ from semclust.encoders.registry import get_encoder
 from semclust.feature_set import feature_set_from_store
 from semclust.methods.registry import FeatureSet, MethodResult, MethodSpec, get_spec, run_method
 from semclust.metrics import evaluate
-from semclust.outputs.run_dir import CHECKPOINT_DIR, prepare_run_dir, write_run
+from semclust.outputs.run_dir import CHECKPOINT_DIR, prepare_run_dir, remove_if_empty, write_run
+from semclust.store.checkpoint import saved_position
 from semclust.store.feature_store import BuildReport, FeatureStore, build_store
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -225,12 +226,6 @@ def check_n_clusters_request(n_clusters: int | str | None, spec: MethodSpec) -> 
     return int(n_clusters)
 
 
-def remove_if_empty(path: Path) -> None:
-    """Remove ``path`` and its empty subfolders if no file is anywhere below it."""
-    if path.is_dir() and not any(p.is_file() or p.is_symlink() for p in path.rglob("*")):
-        shutil.rmtree(path, ignore_errors=True)
-
-
 @dataclass(frozen=True)
 class _Embedding:
     """How a cluster run embeds a source that is not a feature store yet."""
@@ -321,6 +316,8 @@ def _cluster_into(
         timings["choose_k"] = time.perf_counter() - t0
     else:
         k = None if n_clusters is None else int(n_clusters)
+    # where a resumed run continues (None when starting over): recorded in run.json
+    resumed_from = saved_position(out_dir / CHECKPOINT_DIR) if resume and out_dir is not None else None
     t0 = time.perf_counter()
     result = run_method(
         spec.name,
@@ -353,6 +350,8 @@ def _cluster_into(
         "timings_s": timings,
         "versions": _versions(),
     }
+    if resumed_from is not None:
+        record["resumed_from"] = resumed_from
     if out_dir is not None and dist_ctx.is_main:
         _write_cluster_run(out_dir, spec.name, ids, result, metrics, record, store)
     return ClusterRun(out_dir, ids, result, metrics, store.skipped, record)

@@ -60,4 +60,4 @@ def test_defaults_of_k_and_steps_are_shown() -> None:
     assert "--k K" in cluster and "[default: none; zeroshot: one per class name]" in cluster
     for command in ("fixmatch", "fixmatch-la", "cpe", "metaexpert"):
         text = " ".join(_help(["ssl", command]).split())
-        assert "--steps" in text and "[default: digits 300, others 20000]" in text, command
+        assert "--steps" in text and "[default: digits 300, --labelled 1000, others 20000]" in text, command

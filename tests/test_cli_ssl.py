@@ -36,7 +36,8 @@ def test_fixmatch_on_digits_writes_metrics_log_and_run(tmp_path):
     assert list((out / "checkpoint").glob("tensors-*.safetensors"))
 
     again = invoke(*TINY, "--out", str(out))  # an existing run is neither overwritten nor resumed silently
-    assert again.exit_code == 2 and "--resume or --force" in again.output
+    # one run-directory rule for cluster and ssl runs (outputs/run_dir.prepare_run_dir): both ways out named
+    assert again.exit_code == 2 and "--force to overwrite or --resume" in again.output
     resumed = invoke(*TINY, "--out", str(out), "--resume")  # already finished: re-scores the checkpoint
     assert resumed.exit_code == 0, resumed.output
     assert json.loads((out / "metrics.json").read_text())["acc"] == metrics["acc"]

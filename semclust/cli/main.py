@@ -9,6 +9,7 @@ import typer
 
 from semclust.cli.encoders_cmd import encoders_app
 from semclust.cli.errors import USER_ERRORS, fail
+from semclust.cli.interrupt import print_resume, run_progress
 from semclust.cli.predict_cmd import register as register_predict
 from semclust.cli.progress import console, progress_factory
 from semclust.cli.report_cmd import register as register_report_commands
@@ -85,7 +86,7 @@ def embed(
     from semclust import workflow
 
     try:
-        with progress_factory() as progress:
+        with run_progress(None, "finished shards are kept: rerun the same command to continue from them") as progress:
             result = workflow.embed(
                 source,
                 encoder=encoder,
@@ -181,8 +182,11 @@ def cluster_cmd(
         if not k.isdigit() or int(k) < 2:
             fail(f"--k must be 'auto' or an integer of at least 2, got {k}")
         n_clusters = int(k)
+    if resume:
+        print_resume(out, method, "epoch")
+    restart = "finished embedding shards are kept: rerun the same command to continue from them"
     try:
-        with progress_factory() as progress:
+        with run_progress(out, restart) as progress:
             run = workflow.cluster(
                 source,
                 method=method,

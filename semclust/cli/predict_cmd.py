@@ -15,7 +15,7 @@ from semclust.outputs.prediction import count
 
 
 def predict_cmd(
-    run_dir: str = typer.Argument(..., help="Run directory written by 'semclust cluster' (with model/)"),
+    run_dir: str = typer.Argument(..., help="Run directory of 'semclust cluster' or 'semclust ssl ...' (with model/)"),
     images: list[str] = typer.Argument(..., help="Image files and/or folders to assign"),
     out: str = typer.Option(..., "--out", help="Directory for assignments.csv and predict.json"),
     force: bool = typer.Option(False, help="Overwrite assignments.csv in --out"),
@@ -62,8 +62,9 @@ def predict_cmd(
             "skipped": [{"id": s.item_id, "reason": s.reason} for s in skipped],
         },
     )
+    groups = "classes" if hasattr(model, "class_names") else "clusters"  # an ssl run's model classifies
     console.print(
-        f"{model.method}: assigned {count(len(ids), 'image')} to {model.n_clusters} clusters, sizes {sizes}; "
+        f"{model.method}: assigned {count(len(ids), 'image')} to {model.n_clusters} {groups}, sizes {sizes}; "
         f"score: {prediction.score_meaning}",
         highlight=False,
         markup=False,

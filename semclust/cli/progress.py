@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 from rich.console import Console
@@ -48,8 +49,39 @@ def unit_of(description: str) -> str | None:
     return None
 
 
+@dataclass
+class BarPosition:
+    """Where a bar stood when it last moved: its description, steps done and total."""
+
+    description: str
+    completed: int
+    total: int
+
+
+class Bars:
+    """The factory handed to the workflow: ``bars(description, total)`` adds a bar and returns its
+    :class:`Advance`; ``last`` is the position of the bar that moved last (what an interrupted
+    command reports)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self.last: BarPosition | None = None
+
+    def __call__(self, description: str, total: int) -> Advance:
+        task = self._progress.add_task(description, total=total, unit=unit_of(description))
+        position = BarPosition(description, 0, int(total))
+
+        def advance(n: int, info: str | None = None) -> None:
+            # info (e.g. the current loss) is shown after the task's name
+            self._progress.update(task, advance=n, description=f"{description} {info}" if info else description)
+            position.completed += int(n)
+            self.last = position
+
+        return advance
+
+
 @contextmanager
-def progress_factory() -> Iterator[Callable[[str, int], Advance]]:
+def progress_factory() -> Iterator[Bars]:
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -59,14 +91,4 @@ def progress_factory() -> Iterator[Callable[[str, int], Advance]]:
         RateColumn(),
         console=console,
     ) as progress:
-
-        def make(description: str, total: int) -> Advance:
-            task = progress.add_task(description, total=total, unit=unit_of(description))
-
-            def advance(n: int, info: str | None = None) -> None:
-                # info (e.g. the current loss) is shown after the task's name
-                progress.update(task, advance=n, description=f"{description} {info}" if info else description)
-
-            return advance
-
-        yield make
+        yield Bars(progress)

@@ -1,247 +1,67 @@
-"""``semclust ssl fixmatch``: semi-supervised training with N true labels per class, scored on a test split."""
+"""``semclust ssl fixmatch|fixmatch-la|cpe|metaexpert``: semi-supervised training, scored on a test split.
+
+Every command is one option template (:func:`_template`) cut to the options the method uses,
+and one runner (:func:`_run`): it checks the options (errors name the flag), prepares the run
+directory (:func:`semclust.outputs.run_dir.prepare_run_dir`, kind ``ssl``), builds the data
+(a balanced split, a long-tailed split, or the user's folders) and hands it to
+:func:`semclust.ssl.experiment.run_ssl`. A new option is one parameter of the template, its
+name in :data:`_COMMON` or :data:`_OWN`, and where :func:`_run` passes it on.
+"""
 
 from __future__ import annotations
 
-import shutil
-import time
+import inspect
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from semclust.cli.errors import USER_ERRORS, fail
-from semclust.cli.progress import console, progress_factory
-from semclust.ssl.experiment import (
-    DEFAULT_BATCH,
-    DEFAULT_IMAGE_SIZE,
-    FALLBACK_STEPS,
-    LT_DEFAULT_STEPS,
-    NO_FLIP,
-    load_train_test,
-    versions,
-)
+from semclust.cli.interrupt import print_resume, run_progress
+from semclust.cli.progress import console
+from semclust.ssl.experiment import DEFAULT_STEPS, FALLBACK_STEPS
 
 SSL_HELP = "Semi-supervised training (FixMatch; long-tailed: FixMatch-LA, CPE, Meta-Expert)."
 ssl_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help=SSL_HELP)
 
-# digits: 300 steps by default so that a first run finishes in a few minutes on 2 CPU cores.
-DEFAULT_STEPS = {"digits": 300}
-RUN_FILES = ("metrics.json", "log.json", "run.json")
 
-
-def fixmatch_cmd(
-    dataset: str = typer.Option(..., help="fashion-mnist or digits (also cifar10/svhn with --data-root)"),
+def _template(
+    dataset: str | None = typer.Option(
+        None, help="fashion-mnist or digits (also cifar10/svhn/stl10 with --data-root); or use --labelled"
+    ),
+    labelled: str | None = typer.Option(
+        None, "--labelled", help="Your labelled images: a folder with one subfolder of a few images per class"
+    ),
+    unlabelled: str | None = typer.Option(
+        None, "--unlabelled", help="With --labelled: unlabelled images, a folder or dataset:NAME[:split]"
+    ),
+    test: str | None = typer.Option(
+        None, "--test", help="With --labelled: test images, one subfolder per class (scores the run)"
+    ),
     labels_per_class: int | None = typer.Option(
-        None, "--labels-per-class", help="True labels kept per class (or a long-tailed split with --n1)"
+        None, "--labels-per-class", help="Balanced split: true labels kept per class of --dataset"
     ),
     n1: int | None = typer.Option(None, "--n1", help="Long-tailed split: labelled images of the largest class"),
     m1: int | None = typer.Option(None, "--m1", help="Long-tailed split: unlabelled images of the largest class"),
-    gamma_l: float = typer.Option(100.0, "--gamma-l", help="Long-tailed split: labelled imbalance ratio"),
+    gamma_l: float = typer.Option(100.0, "--gamma-l", help="Long-tailed split: labelled imbalance ratio N1 / N_C"),
     gamma_u: float | None = typer.Option(
         None, "--gamma-u", help="Long-tailed split: unlabelled ratio (= gamma-l consistent, 1 uniform, <0 reversed)"
     ),
     class_order: str = typer.Option("random", "--class-order", help="Long-tailed split: random, index or '3,1,...'"),
-    steps: int | None = typer.Option(None, help="Training steps [default: digits 300, others 20000]"),
+    steps: int | None = typer.Option(None, help="Training steps [default: digits 300, --labelled 1000, others 20000]"),
     network: str = typer.Option("cnn", help="cnn (small, fast) or wrn-28-2"),
-    batch_size: int | None = typer.Option(None, help="Labelled images per step [default: digits 32, others 64]"),
+    batch_size: int | None = typer.Option(
+        None, help="Labelled images per step [default: digits 32, --labelled 16, others 64]"
+    ),
     mu: int = typer.Option(7, help="Unlabelled images per labelled image in a step"),
     lr: float = typer.Option(0.03, help="Initial learning rate"),
     lr_schedule: str | None = typer.Option(
         None, "--lr-schedule",
-        help="cosine (FixMatch's 7/16 decay) or constant [default: cosine; constant with --n1, as the released "
-        "long-tailed runs]",
+        help="cosine (FixMatch's 7/16 decay) or constant [default: constant for --n1 and the long-tailed methods, "
+        "as their released runs; else cosine]",
     ),  # fmt: skip
     threshold: float = typer.Option(0.95, help="Confidence threshold for pseudo-labels"),
     lambda_u: float = typer.Option(1.0, "--lambda-u", help="Weight of the unlabelled loss (0 = supervised only)"),
-    ema: float = typer.Option(0.999, help="EMA decay of the evaluated model (constant, as FixMatch/USB)"),
-    ema_warmup: bool = typer.Option(
-        False, "--ema-warmup", help="Our variant: decay min(ema, (1+k)/(10+k)) at step k instead of constant"
-    ),
-    image_size: int | None = typer.Option(None, help="Resize images to this size [default: digits 16, others native]"),
-    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Horizontal flips [default: off for digits]"),
-    eval_every: int | None = typer.Option(None, help="Evaluate every N steps [default: steps/10]"),
-    checkpoint_every: int | None = typer.Option(None, help="Checkpoint every N steps [default: eval-every]"),
-    seed: int = typer.Option(0, help="Seed for the labelled split, initialisation, sampling and augmentation"),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1"),
-    amp: bool = typer.Option(False, "--amp", help="Mixed precision (bfloat16 on CPU, float16 on CUDA) for training"),
-    data_root: str | None = typer.Option(None, help="Where local CIFAR/SVHN files live"),
-    unlabelled_split: str | None = typer.Option(
-        None, "--unlabelled-split", help="Long-tailed split: unlabelled images from this split (stl10: unlabeled)"
-    ),
-    max_unlabelled: int | None = typer.Option(
-        None, "--max-unlabelled", help="With --unlabelled-split: a seeded subset of this many images"
-    ),
-    out: str = typer.Option(..., "--out", help="Directory for metrics.json, log.json, run.json, checkpoint/"),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint"),
-    force: bool = typer.Option(False, help="Discard a previous run in --out and start over"),
-) -> None:
-    """Train FixMatch with N true labels per class (or a long-tailed split, --n1) on the train split; score the
-    EMA model on the test split."""
-    if n1 is not None:
-        if labels_per_class is not None:
-            fail("pass either --labels-per-class or --n1 (a long-tailed split), not both")
-        opts = {k: v for k, v in locals().items() if k in _LT_PARAMS}
-        opts["lr_schedule"] = lr_schedule or "constant"
-        _run_lt("fixmatch", opts)
-        return
-    if labels_per_class is None:
-        fail("pass --labels-per-class N (balanced labels) or --n1 N1 (a long-tailed split)")
-    from semclust.atomic import write_json
-    from semclust.distributed import is_main_process
-    from semclust.ssl.data import labels_per_class_split, resize_uint8
-    from semclust.ssl.trainer import CHECKPOINT_DIR, Trainer
-
-    out_dir = Path(out)
-    name = dataset.removeprefix("dataset:").strip().lower()
-    start = time.perf_counter()
-    try:
-        batch_size = batch_size or DEFAULT_BATCH.get(name, 64)
-        if resume and force:
-            raise ValueError("--resume and --force contradict each other; pass one")
-        for option, value in (("--labels-per-class", labels_per_class), ("--batch-size", batch_size), ("--mu", mu)):
-            if value < 1:
-                raise ValueError(f"{option} must be at least 1, got {value}")
-        if steps is not None and steps < 1:
-            raise ValueError(f"--steps must be at least 1, got {steps}")
-        if image_size is not None and image_size < 8:
-            raise ValueError(f"--image-size must be at least 8, got {image_size}")
-        if out_dir.exists() and not out_dir.is_dir():
-            raise ValueError(f"output {out_dir} exists and is not a directory")
-        previous = [f for f in (CHECKPOINT_DIR, *RUN_FILES) if (out_dir / f).exists()]
-        if previous and not (resume or force):
-            raise ValueError(f"{out_dir} already holds a run ({', '.join(previous)}); pass --resume or --force")
-        if force:
-            shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
-            for f in RUN_FILES:
-                (out_dir / f).unlink(missing_ok=True)
-        if resume and not (out_dir / CHECKPOINT_DIR).exists():
-            console.print(f"no checkpoint in {out_dir}; starting from step 0", highlight=False, markup=False)
-        total_steps = steps or DEFAULT_STEPS.get(name, FALLBACK_STEPS)
-        size = image_size or DEFAULT_IMAGE_SIZE.get(name)
-        use_flip = (name not in NO_FLIP) if flip is None else flip
-
-        x_train, y_train, x_test, y_test, test_split = load_train_test(name, seed, data_root)
-        if size is not None:
-            x_train, x_test = resize_uint8(x_train, size), resize_uint8(x_test, size)
-        lb, _ = labels_per_class_split(y_train, labels_per_class, seed)
-        num_classes = int(max(y_train.max(), y_test.max())) + 1
-        in_channels = 1 if x_train.ndim == 3 else x_train.shape[-1]
-        trainer = Trainer(
-            "fixmatch",
-            network=network,
-            num_classes=num_classes,
-            in_channels=in_channels,
-            total_steps=total_steps,
-            batch_size=batch_size,
-            mu=mu,
-            lr=lr,
-            lr_schedule=lr_schedule or "cosine",
-            ema=ema,
-            ema_warmup=ema_warmup,
-            eval_every=eval_every,
-            checkpoint_every=checkpoint_every,
-            out_dir=out_dir,
-            device=device,
-            seed=seed,
-            flip=use_flip,
-            resume=resume,
-            threshold=threshold,
-            lambda_u=lambda_u,
-            amp=amp,
-        )
-        console.print(
-            f"fixmatch on {name}: {len(lb)} labelled ({labels_per_class}/class), {len(x_train)} unlabelled, "
-            f"{len(x_test)} test ({test_split}), {x_train.shape[1]}x{x_train.shape[2]} px, {network}, "
-            f"{total_steps} steps, device {device}",
-            highlight=False,
-            markup=False,
-        )
-        with progress_factory() as progress:
-            advance = progress("fixmatch", total_steps)
-            seen = [0]
-
-            def on_step(step: int, logs: dict[str, float]) -> None:
-                info = f"loss {logs['loss']:.3f} mask {logs['mask_ratio']:.2f}"
-                advance(step - seen[0], info)
-                seen[0] = step
-
-            # Unlabelled data is the whole train split, labelled images included (as in FixMatch).
-            metrics = trainer.fit(x_train[lb], y_train[lb], x_train, x_test, y_test, y_ulb=y_train, progress=on_step)
-    except USER_ERRORS as err:
-        fail(str(err))
-
-    wall = time.perf_counter() - start
-    if not is_main_process():
-        return  # under torchrun rank 0 writes the run files and reports
-    record = {
-        "method": "fixmatch",
-        "dataset": name,
-        "acc": metrics["top1"],
-        "acc_is": "top-1 accuracy of the final EMA model on the test split",
-        "top1": metrics["top1"],
-        "acc_matched": metrics["acc_matched"],
-        "nmi": metrics["nmi"],
-        "ari": metrics["ari"],
-        "n": metrics["n"],
-        "labels_per_class": labels_per_class,
-        "n_labelled": int(len(lb)),
-        "steps": total_steps,
-        "seed": seed,
-    }
-    write_json(out_dir / "metrics.json", record)
-    write_json(
-        out_dir / "run.json",
-        {
-            "command": "ssl fixmatch",
-            "config": {
-                **trainer.config,
-                "dataset": name,
-                "labels_per_class": labels_per_class,
-                "image_size": [int(x_train.shape[1]), int(x_train.shape[2])],
-                "test_split": test_split,
-                "n_labelled": int(len(lb)),
-                "n_unlabelled": int(len(x_train)),
-                "n_test": int(len(x_test)),
-                "labelled_indices": [int(i) for i in lb],
-            },
-            "seed": seed,
-            "resumed": resume,
-            "versions": versions(),
-            "wall_time_s": round(wall, 3),
-        },
-    )
-    console.print(
-        f"fixmatch {name} {labels_per_class} labels/class, {total_steps} steps: test top-1 acc {record['acc']:.4f} "
-        f"(matched {record['acc_matched']:.4f}) NMI {record['nmi']:.4f} ARI {record['ari']:.4f} "
-        f"on {record['n']} images, {wall:.0f}s",
-        highlight=False,
-        markup=False,
-    )
-    console.print(f"wrote {out_dir}/metrics.json, log.json, run.json, checkpoint/", highlight=False, markup=False)
-
-
-# ------------------------------------------------------------ long-tailed runs
-
-
-def _lt_template(
-    dataset: str = typer.Option(..., help="fashion-mnist or digits (also cifar10/svhn/stl10 with --data-root)"),
-    n1: int = typer.Option(..., "--n1", help="Labelled images of the largest class"),
-    m1: int | None = typer.Option(None, "--m1", help="Unlabelled images of the (labelled) largest class"),
-    gamma_l: float = typer.Option(100.0, "--gamma-l", help="Labelled imbalance ratio N1 / N_C"),
-    gamma_u: float | None = typer.Option(
-        None, "--gamma-u", help="Unlabelled ratio: = gamma-l consistent, 1 uniform, < 0 reversed [default: gamma-l]"
-    ),
-    class_order: str = typer.Option("random", "--class-order", help="Tail order: random (seeded), index, or '3,1,...'"),
-    steps: int | None = typer.Option(None, help="Training steps [default: digits 300, others 20000]"),
-    network: str = typer.Option("cnn", help="cnn (small, fast) or wrn-28-2"),
-    batch_size: int | None = typer.Option(None, help="Labelled images per step [default: digits 32, others 64]"),
-    mu: int = typer.Option(2, help="Unlabelled images per labelled image in a step (Meta-Expert uses 2)"),
-    lr: float = typer.Option(0.03, help="Learning rate"),
-    lr_schedule: str = typer.Option(
-        "constant", "--lr-schedule", help="constant (the released long-tailed runs) or cosine (FixMatch's decay)"
-    ),
-    threshold: float = typer.Option(0.95, help="Confidence threshold for pseudo-labels"),
-    lambda_u: float = typer.Option(1.0, "--lambda-u", help="Weight of the unlabelled losses"),
     tau: float = typer.Option(2.0, help="Logit-adjustment strength on the labelled loss (fixmatch-la)"),
     taus: str = typer.Option("0,2,4", help="Logit-adjustment taus of the three experts"),
     predict_expert: int = typer.Option(2, "--predict-expert", help="Expert (1-3) whose logits CPE predicts with"),
@@ -254,7 +74,7 @@ def _lt_template(
     fused_losses: bool = typer.Option(
         True, "--fused-losses/--assignment-losses-only",
         help="The released code's fused CE/consistency losses besides the assignment ones",
-    ),
+    ),  # fmt: skip
     group_split: str = typer.Option(
         "reference", "--group-split", help="Head/medium/tail sizes: reference (2/2/6 of ten) or thirds (3/3/4)"
     ),
@@ -262,8 +82,10 @@ def _lt_template(
     ema_warmup: bool = typer.Option(
         False, "--ema-warmup", help="Our variant: decay min(ema, (1+k)/(10+k)) at step k instead of constant"
     ),
-    image_size: int | None = typer.Option(None, help="Resize images to this size [default: digits 16, others native]"),
-    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Horizontal flips [default: off for digits]"),
+    image_size: int | None = typer.Option(
+        None, help="Resize images to this size [default: digits 16, --labelled 32, others native]"
+    ),
+    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Horizontal flips [default: off for digits, svhn]"),
     eval_every: int | None = typer.Option(None, help="Evaluate every N steps [default: steps/10]"),
     checkpoint_every: int | None = typer.Option(None, help="Checkpoint every N steps [default: eval-every]"),
     seed: int = typer.Option(0, help="Seed for the split, initialisation, sampling and augmentation"),
@@ -271,132 +93,206 @@ def _lt_template(
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (bfloat16 on CPU, float16 on CUDA) for training"),
     data_root: str | None = typer.Option(None, help="Where local CIFAR/SVHN/STL-10 files live"),
     unlabelled_split: str | None = typer.Option(
-        None, "--unlabelled-split", help="Take unlabelled images from this split (stl10: unlabeled) instead of --m1"
+        None, "--unlabelled-split", help="Long-tailed split: unlabelled images from this split (stl10: unlabeled)"
     ),
     max_unlabelled: int | None = typer.Option(
         None, "--max-unlabelled", help="With --unlabelled-split: a seeded subset of this many images"
     ),
-    out: str = typer.Option(..., "--out", help="Directory for metrics.json, log.json, run.json, checkpoint/"),
+    out: str = typer.Option(..., "--out", help="Directory for metrics.json, log.json, run.json, model/, checkpoint/"),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint"),
     force: bool = typer.Option(False, help="Discard a previous run in --out and start over"),
 ) -> None:
-    """Template holding every long-tailed option; each command exposes the subset it uses."""
+    """Template holding every ssl option; each command exposes the subset it uses."""
 
 
-_LT_COMMON = (
-    "dataset", "n1", "m1", "gamma_l", "gamma_u", "class_order", "steps", "network", "batch_size", "mu", "lr",
-    "lr_schedule", "threshold", "lambda_u", "ema", "ema_warmup", "image_size", "flip", "eval_every",
-    "checkpoint_every", "seed", "device",
-    "amp", "data_root", "unlabelled_split", "max_unlabelled", "out", "resume", "force",
+_COMMON = (
+    "dataset", "labelled", "unlabelled", "test", "n1", "m1", "gamma_l", "gamma_u", "class_order", "steps",
+    "network", "batch_size", "mu", "lr", "lr_schedule", "threshold", "lambda_u", "ema", "ema_warmup", "image_size",
+    "flip", "eval_every", "checkpoint_every", "seed", "device", "amp", "data_root", "unlabelled_split",
+    "max_unlabelled", "out", "resume", "force",
 )  # fmt: skip
-_LT_PARAMS = set(_LT_COMMON)
-_LT_EXTRA = {
-    "fixmatch": (),
+_OWN = {
+    "fixmatch": ("labels_per_class",),
     "fixmatch-la": ("tau",),
     "cpe": ("taus", "predict_expert", "group_split"),
     "metaexpert": ("taus", "fuse_warmup", "freeze_assignment", "fused_losses", "group_split"),
 }
-_LT_HELP = {
-    "fixmatch-la": "FixMatch with logit adjustment (tau log prior on the labelled loss) on a long-tailed split.",
-    "cpe": "CPE: three logit-adjusted experts (tau 0/2/4) with class-group BN on a long-tailed split.",
+# Meta-Expert's released runs draw 2 unlabelled images per labelled one; FixMatch 7.
+_MU = {"fixmatch": 7}
+_LT_MU = 2
+_HELP = {
+    "fixmatch": "Train FixMatch with N true labels per class (--labels-per-class), a long-tailed split (--n1) or "
+    "your own labelled folder (--labelled); score the EMA model on the test split (or --test).",
+    "fixmatch-la": "FixMatch with logit adjustment (tau log prior on the labelled loss) on a long-tailed split "
+    "(--n1) or your folders (--labelled).",
+    "cpe": "CPE: three logit-adjusted experts (tau 0/2/4) with class-group BN on a long-tailed split or your folders.",
     "metaexpert": "Meta-Expert: CPE experts + trained feature fusion and dynamic expert assignment (long-tailed).",
 }
+_COUNTS = ("labels_per_class", "n1", "m1", "mu", "batch_size", "steps", "max_unlabelled")
 
 
-def _parse_taus(text: str) -> list[float]:
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check(method: str, o: dict[str, Any]) -> str:
+    """Which data the options ask for (``"balanced"``, ``"longtail"`` or ``"folder"``); a
+    ValueError naming the flags when they contradict each other or a value is out of range."""
+    given = [k for k in ("labels_per_class", "n1", "labelled") if o.get(k) is not None]
+    if o.get("labels_per_class") is not None and o.get("n1") is not None:
+        raise ValueError("pass either --labels-per-class or --n1 (a long-tailed split), not both")
+    if o.get("labelled") is not None:
+        if len(given) > 1 or o.get("dataset") is not None:
+            raise ValueError("--labelled trains on your folders: leave out --dataset, --labels-per-class and --n1")
+        for option in ("m1", "gamma_u", "unlabelled_split", "max_unlabelled"):
+            if o.get(option) is not None:
+                raise ValueError(f"{_flag(option)} belongs to a long-tailed split (--n1), not to --labelled")
+    else:
+        for option in ("unlabelled", "test"):
+            if o.get(option) is not None:
+                raise ValueError(f"{_flag(option)} goes with --labelled DIR (your labelled folder)")
+        if not given:
+            balanced = "--labels-per-class N (balanced labels), " if method == "fixmatch" else ""
+            raise ValueError(f"pass {balanced}--n1 N1 (a long-tailed split) or --labelled DIR (your own folders)")
+        if o.get("dataset") is None:
+            raise ValueError(f"{_flag(given[0])} splits a dataset: pass --dataset NAME (or --labelled DIR instead)")
+    if o.get("n1") is not None and o.get("m1") is None and o.get("unlabelled_split") is None:
+        raise ValueError("pass --m1 M1 (unlabelled images of the largest class) or --unlabelled-split SPLIT")
+    for option in _COUNTS:
+        if o.get(option) is not None and o[option] < 1:
+            raise ValueError(f"{_flag(option)} must be at least 1, got {o[option]}")
+    if o.get("image_size") is not None and o["image_size"] < 8:
+        raise ValueError(f"--image-size must be at least 8, got {o['image_size']}")
+    if "predict_expert" in o and o["predict_expert"] not in (1, 2, 3):
+        raise ValueError(f"--predict-expert must be 1, 2 or 3, got {o['predict_expert']}")
+    return "folder" if o.get("labelled") is not None else "longtail" if o.get("n1") is not None else "balanced"
+
+
+def _data(kind: str, o: dict[str, Any]) -> Any:
+    from semclust.ssl.experiment import balanced_data, folder_data, longtail_data
+
+    common = {"image_size": o["image_size"], "data_root": o["data_root"]}
+    if kind == "folder":
+        return folder_data(o["labelled"], o["unlabelled"], o["test"], **common)
+    if kind == "balanced":
+        return balanced_data(o["dataset"], o["labels_per_class"], seed=o["seed"], **common)
+    return longtail_data(o["dataset"], o["n1"], o["m1"], o["gamma_l"], o["gamma_u"], o["class_order"], seed=o["seed"],
+                         unlabelled_split=o["unlabelled_split"], max_unlabelled=o["max_unlabelled"],
+                         **common)  # fmt: skip
+
+
+def _hyperparams(o: dict[str, Any]) -> dict[str, Any]:
+    """The method's own options, as :func:`semclust.ssl.experiment.run_ssl` takes them."""
     from semclust.ssl.experiment import parse_taus
 
-    try:
-        return parse_taus(text)
-    except ValueError as err:
-        raise ValueError(f"--{err}") from None  # named as the flag the user typed
+    extra: dict[str, Any] = {"threshold": o["threshold"], "lambda_u": o["lambda_u"]}
+    for key in ("tau", "fuse_warmup", "freeze_assignment", "fused_losses", "group_split"):
+        if key in o:
+            extra[key] = o[key]
+    if "taus" in o:
+        try:
+            extra["taus"] = parse_taus(o["taus"])
+        except ValueError as err:
+            raise ValueError(f"--{err}") from None  # named as the flag the user typed
+    if "predict_expert" in o:
+        extra["predict_expert"] = o["predict_expert"] - 1
+    return extra
 
 
-def _run_lt(method: str, o: dict[str, Any]) -> None:
-    """Train ``method`` on a seeded long-tailed split of the train split; write metrics/log/run."""
+_TRAINING = ("steps", "network", "batch_size", "mu", "lr", "ema", "ema_warmup", "flip", "eval_every",
+             "checkpoint_every", "seed", "device", "amp", "resume")  # fmt: skip
+
+
+def _run(method: str, o: dict[str, Any]) -> None:
+    """Check, prepare ``--out``, build the data, train (:func:`run_ssl`), report."""
     from semclust.distributed import is_main_process
-    from semclust.ssl.experiment import run_longtail
-    from semclust.ssl.trainer import CHECKPOINT_DIR
+    from semclust.outputs.run_dir import SSL_RUN, prepare_run_dir, remove_if_empty
+    from semclust.ssl.experiment import run_ssl
 
     out_dir = Path(o["out"])
+    created = not out_dir.exists()
     try:
-        if o["resume"] and o["force"]:
-            raise ValueError("--resume and --force contradict each other; pass one")
-        if out_dir.exists() and not out_dir.is_dir():
-            raise ValueError(f"output {out_dir} exists and is not a directory")
-        previous = [f for f in (CHECKPOINT_DIR, *RUN_FILES) if (out_dir / f).exists()]
-        if previous and not (o["resume"] or o["force"]):
-            raise ValueError(f"{out_dir} already holds a run ({', '.join(previous)}); pass --resume or --force")
-        if o["force"]:
-            shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
-            for f in RUN_FILES:
-                (out_dir / f).unlink(missing_ok=True)
-        if o.get("m1") is None and o.get("unlabelled_split") is None:
-            raise ValueError("pass --m1 M1 (unlabelled images of the largest class) or --unlabelled-split SPLIT")
-        for option in ("n1", "m1", "mu", "batch_size", "steps", "max_unlabelled"):
-            if o.get(option) is not None and o[option] < 1:
-                raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {o[option]}")
-        extra: dict[str, Any] = {}
-        if "tau" in o:
-            extra["tau"] = o["tau"]
-        if "taus" in o:
-            extra["taus"] = _parse_taus(o["taus"])
-        if "predict_expert" in o:
-            if o["predict_expert"] not in (1, 2, 3):
-                raise ValueError(f"--predict-expert must be 1, 2 or 3, got {o['predict_expert']}")
-            extra["predict_expert"] = o["predict_expert"] - 1
-        for key in ("fuse_warmup", "freeze_assignment", "fused_losses", "group_split"):
-            if key in o:
-                extra[key] = o[key]
-        with progress_factory() as progress:
-            advance = progress(method, o["steps"] or LT_DEFAULT_STEPS.get(o["dataset"].lower(), FALLBACK_STEPS))
-            seen = [0]
+        try:
+            kind = _check(method, o)
+            hyper = _hyperparams(o)
+            if is_main_process():  # under torchrun rank 0 prepares --out; every rank reads the checkpoint
+                prepare_run_dir(out_dir, o["force"], o["resume"], kind=SSL_RUN)
+            if o["resume"]:
+                print_resume(out_dir, method, "step")
+            data = _data(kind, o)
+            schedule = o["lr_schedule"] or ("cosine" if method == "fixmatch" and kind != "longtail" else "constant")
+            total = o["steps"] or DEFAULT_STEPS.get(data.defaults, FALLBACK_STEPS)
+            restart = "nothing was checkpointed yet: rerun the command (with --force) to start over"
+            with run_progress(out_dir, restart) as progress:
+                bar, seen = [], [0]
 
-            def on_start(summary: str) -> None:
-                console.print(summary, highlight=False, markup=False)
+                def on_start(summary: str) -> None:  # the trainer is built: the options were valid
+                    console.print(summary, highlight=False, markup=False)
+                    bar.append(progress(method, total))
 
-            def on_step(step: int, logs: dict[str, float]) -> None:
-                advance(step - seen[0], f"loss {logs['loss']:.3f} mask {logs['mask_ratio']:.2f}")
-                seen[0] = step
+                def on_step(step: int, logs: dict[str, float]) -> None:
+                    bar[0](step - seen[0], f"loss {logs['loss']:.3f} mask {logs['mask_ratio']:.2f}")
+                    seen[0] = step
 
-            options = {k: o[k] for k in _LT_COMMON if k not in ("out", "force") and k in o}
-            run = run_longtail(method, **options, **extra, out_dir=out_dir, progress=on_step, on_start=on_start)
-    except USER_ERRORS as err:
-        fail(str(err))
-    if not is_main_process():
-        return  # under torchrun rank 0 wrote the run files and reports
-    record = run.record
+                training = {k: o[k] for k in _TRAINING}
+                run = run_ssl(method, data, **training, **hyper, lr_schedule=schedule, out_dir=out_dir,
+                              progress=on_step, on_start=on_start)  # fmt: skip
+        except USER_ERRORS as err:
+            fail(str(err))
+    except BaseException:
+        if created and is_main_process():
+            remove_if_empty(out_dir)  # a failed first run leaves no empty run directory behind
+        raise
+    if is_main_process():  # under torchrun rank 0 wrote the run files and reports
+        _report(method, run.record, out_dir)
 
+
+def _report(method: str, record: dict[str, Any], out_dir: Path) -> None:
     def fmt(v: Any) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
-    console.print(
-        f"{method} {record['dataset']} "
-        + (f"gamma_u {record['gamma_u']:g}" if record["gamma_u"] is not None else f"{record['unlabelled_split']} split")
-        + f", {record['steps']} steps: final EMA acc "
-        f"{fmt(record['acc'])} (best during training {fmt(record['best_acc'])} at step {record['best_acc_step']}), "
-        f"head {fmt(record['head_acc'])} medium {fmt(record['medium_acc'])} tail {fmt(record['tail_acc'])}, "
-        f"{record['wall_s']:.0f}s",
-        highlight=False,
-        markup=False,
-    )
-    console.print(f"wrote {out_dir}/metrics.json, log.json, run.json, checkpoint/", highlight=False, markup=False)
+    if "acc" not in record:
+        line = f"{method} {record['dataset']}, {record['steps']} steps: no test images (--test DIR scores the run)"
+    elif "head_acc" in record:
+        unlabelled = f"{record['unlabelled_split']} split"
+        line = (
+            f"{method} {record['dataset']} "
+            + (f"gamma_u {record['gamma_u']:g}" if record.get("gamma_u") is not None else unlabelled)
+            + f", {record['steps']} steps: final EMA acc {fmt(record['acc'])} (best during training "
+            f"{fmt(record['best_acc'])} at step {record['best_acc_step']}), head {fmt(record['head_acc'])} "
+            f"medium {fmt(record['medium_acc'])} tail {fmt(record['tail_acc'])}"
+        )
+    else:
+        per_class = f" {record['labels_per_class']} labels/class" if "labels_per_class" in record else ""
+        line = (
+            f"{method} {record['dataset']}{per_class}, {record['steps']} steps: test top-1 acc {record['acc']:.4f} "
+            f"(matched {record['acc_matched']:.4f}) NMI {record['nmi']:.4f} ARI {record['ari']:.4f} "
+            f"on {record['n']} images"
+        )
+    console.print(f"{line}, {record['wall_s']:.0f}s", highlight=False, markup=False)
+    written = ", ".join(["metrics.json"] * ("acc" in record) + ["log.json", "run.json", "model/", "checkpoint/"])
+    console.print(f"wrote {out_dir}/{written}", highlight=False, markup=False)
 
 
-def _lt_command(method: str) -> Any:
-    """A typer command for ``method`` exposing the common long-tailed options plus its own."""
-    import inspect
-
-    keep = set(_LT_COMMON) | set(_LT_EXTRA[method])
-    template = inspect.signature(_lt_template, eval_str=True)
-    params = [p for p in template.parameters.values() if p.name in keep]
+def _command(method: str) -> Any:
+    """A typer command for ``method`` exposing the common options plus its own."""
+    keep = set(_COMMON) | set(_OWN[method])
+    template = inspect.signature(_template, eval_str=True)
+    params = []
+    for p in template.parameters.values():
+        if p.name not in keep:
+            continue
+        if p.name == "mu":
+            default = _MU.get(method, _LT_MU)
+            p = p.replace(default=typer.Option(default, help="Unlabelled images per labelled image in a step"))
+        params.append(p)
 
     def command(**kwargs: Any) -> None:
-        _run_lt(method, kwargs)
+        _run(method, kwargs)
 
     command.__signature__ = template.replace(parameters=params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
-    command.__doc__ = _LT_HELP[method]
+    command.__doc__ = _HELP[method]
     command.__name__ = f"{method.replace('-', '_')}_cmd"
     return command
 
@@ -405,7 +301,6 @@ def register(app: typer.Typer) -> None:
     """Add the ``ssl`` sub-app (``semclust ssl fixmatch``) to ``app``; registering again does nothing."""
     if any(group.name == "ssl" for group in app.registered_groups):
         return
-    ssl_app.command("fixmatch")(fixmatch_cmd)
-    for method in ("fixmatch-la", "cpe", "metaexpert"):
-        ssl_app.command(method)(_lt_command(method))
+    for method in _OWN:
+        ssl_app.command(method)(_command(method))
     app.add_typer(ssl_app, name="ssl", help=SSL_HELP)

@@ -34,7 +34,7 @@ from semclust.atomic import atomic_write, write_json
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
 from semclust.data.files import image_source
 from semclust.methods.spec import PIXELS, VIEWS
-from semclust.outputs.prediction import Prediction, build_prediction, count
+from semclust.outputs.prediction import Prediction, SSLRunModel, build_prediction, count
 
 if TYPE_CHECKING:
     from semclust.methods.spec import MethodSpec
@@ -447,13 +447,34 @@ def load_model(model_dir: str | os.PathLike[str]) -> LoadedModel:
     )
 
 
-def load(run_dir: str | os.PathLike[str]) -> LoadedModel:
-    """The model a ``semclust cluster`` run saved: ``RUN_DIR/model`` (or a model directory)."""
+def load(run_dir: str | os.PathLike[str]) -> Any:
+    """The model a run saved: ``RUN_DIR/model`` (or a model directory). A ``semclust cluster``
+    run's is a :class:`LoadedModel`; a ``semclust ssl ...`` run's a classifier with the same
+    ``predict_images``/``cluster_name`` (:class:`semclust.ssl.saved_model.SSLModel`)."""
+    from semclust.ssl.saved_model import is_ssl_model
+
     path = Path(run_dir)
-    if (path / MANIFEST_FILE).is_file():
-        return load_model(path)
-    if not path.is_dir():
-        raise ValueError(f"{path}: no such run directory")
-    if not (path / MODEL_DIR / MANIFEST_FILE).is_file():
-        raise ValueError(f"{path} has no saved model ({MODEL_DIR}/{MANIFEST_FILE}); re-run 'semclust cluster' on it")
-    return load_model(path / MODEL_DIR)
+    model_dir = path if (path / MANIFEST_FILE).is_file() else path / MODEL_DIR
+    if model_dir is not path:
+        if not path.is_dir():
+            raise ValueError(f"{path}: no such run directory")
+        if not (model_dir / MANIFEST_FILE).is_file():
+            raise ValueError(f"{path} has no saved model ({MODEL_DIR}/{MANIFEST_FILE}); {_rerun_advice(path)}")
+    if is_ssl_model(model_dir):
+        from semclust.ssl.saved_model import load_ssl_model
+
+        return SSLRunModel(load_ssl_model(model_dir))
+    return load_model(model_dir)
+
+
+def _rerun_advice(path: Path) -> str:
+    """How to get a model into ``path``: re-run the command its run.json names, with --force."""
+    try:
+        command = str(json.loads((path / "run.json").read_text(encoding="utf-8")).get("command") or "")
+    except (OSError, ValueError, AttributeError):
+        command = ""
+    if command.startswith("ssl "):
+        return f"re-run 'semclust {command} ... --out {path} --force' to save one"
+    if command and command != "cluster":
+        return f"it was written by 'semclust {command}', which saves no model; predict needs a cluster or ssl run"
+    return f"re-run 'semclust cluster ... --out {path} --force' (or 'semclust ssl ...') to save one"

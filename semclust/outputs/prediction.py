@@ -94,3 +94,24 @@ def assignment_scores(
             c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
             return np.einsum("ij,ij->i", x, c[clusters]).astype(np.float32), CENTER_COSINE
     return np.full(n, np.nan, dtype=np.float32), NO_SCORE
+
+
+class SSLRunModel:
+    """A ``semclust ssl`` run's classifier with a cluster model's ``predict_images``: it
+    returns a :class:`~semclust.outputs.prediction.Prediction` whose names are the classes'
+    (the labelled folders' names); every other attribute is the classifier's own."""
+
+    def __init__(self, classifier: Any) -> None:
+        self.classifier = classifier
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "classifier":  # not set yet (copy/pickle): avoid recursing
+            raise AttributeError(name)
+        return getattr(self.classifier, name)
+
+    def predict_images(self, images: Any, device: str = "cpu", progress: Any = None,
+                       *, encoder: Any = None, batch_size: int | None = None) -> Prediction:  # fmt: skip
+        ids, classes, skipped = self.classifier.predict_images(images, device=device, progress=progress)
+        classes = np.asarray(classes, dtype=np.int64)
+        names = [self.classifier.cluster_name(int(k)) for k in classes.tolist()]
+        return Prediction(list(ids), classes, names, np.full(len(ids), np.nan, dtype=np.float32), NO_SCORE, skipped)

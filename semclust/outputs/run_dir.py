@@ -2,7 +2,8 @@
 
 ``assignments.csv`` (id, cluster), ``clusters.json`` (id, size, names), ``metrics.json``
 (when labels are known) and ``run.json`` (configuration, seed, versions, timings). Every file
-is written atomically.
+is written atomically. :func:`prepare_run_dir` readies the directory of every kind of run
+(:data:`CLUSTER_RUN`, and :data:`SSL_RUN` for ``semclust ssl ...``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import io
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +21,41 @@ import numpy as np
 
 from semclust.atomic import read_json, write_json, write_text
 
-RUN_FILES = ("assignments.csv", "clusters.json", "metrics.json", "run.json")
 # Epoch checkpoints of a training method (semclust.store.checkpoint) while the run is unfinished.
 CHECKPOINT_DIR = "checkpoint"
+MODEL_DIR = "model"
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """What one kind of run writes into its directory: files, and folders (its saved model and
+    training checkpoint), all removed by ``--force``."""
+
+    name: str
+    files: tuple[str, ...]
+    dirs: tuple[str, ...] = (MODEL_DIR, CHECKPOINT_DIR)
+
+
+CLUSTER_RUN = RunKind("cluster", ("assignments.csv", "clusters.json", "metrics.json", "run.json"))
+# ``semclust ssl ...``: the trainer's log.json besides; its checkpoint stays after the run.
+SSL_RUN = RunKind("ssl", ("metrics.json", "log.json", "run.json"))
+RUN_FILES = CLUSTER_RUN.files
 
 
 class RunDirError(ValueError):
     pass
 
 
-def prepare_run_dir(out_dir: str | os.PathLike[str], force: bool = False, resume: bool = False) -> Path:
-    """Create ``out_dir``; refuse to overwrite a non-empty one unless ``force``.
+def prepare_run_dir(
+    out_dir: str | os.PathLike[str], force: bool = False, resume: bool = False, kind: RunKind = CLUSTER_RUN
+) -> Path:
+    """Create ``out_dir``; refuse to overwrite a non-empty one unless ``force`` (which removes
+    what a run of ``kind`` writes there, nothing else).
 
-    ``resume`` accepts a directory that holds no finished run (no ``run.json``), e.g. one
-    with the ``checkpoint/`` of a killed training run, and keeps what is in it.
+    ``resume`` accepts a directory that holds a training checkpoint (``checkpoint/``), or no
+    finished run (no ``run.json``), and keeps what is in it. A finished cluster run removed its
+    checkpoint, so it has nothing to resume; a finished ssl run keeps its final checkpoint, and
+    resuming it re-scores that checkpoint.
     """
     path = Path(out_dir)
     if resume and force:
@@ -40,24 +63,33 @@ def prepare_run_dir(out_dir: str | os.PathLike[str], force: bool = False, resume
     if path.exists() and not path.is_dir():
         raise RunDirError(f"output {path} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()):
+        has_checkpoint = (path / CHECKPOINT_DIR).is_dir()
         if resume:
-            if (path / "run.json").is_file():
+            if (path / "run.json").is_file() and not has_checkpoint:
                 raise RunDirError(
                     f"{path} holds a finished run (run.json); nothing to resume, pass force=True to redo it"
                 )
         elif not force:
-            hint = " or resume=True to continue its training" if (path / CHECKPOINT_DIR).is_dir() else ""
+            found = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+            shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+            hint = " or resume=True to continue its training" if has_checkpoint else ""
             raise RunDirError(
-                f"output directory {path} already exists and is not empty; pass force=True to overwrite{hint}"
+                f"output directory {path} already exists and is not empty ({shown}); pass force=True to overwrite{hint}"
             )
         else:
-            for name in RUN_FILES:
+            for name in kind.files:
                 (path / name).unlink(missing_ok=True)
-            for name in ("model", CHECKPOINT_DIR):
+            for name in kind.dirs:
                 if (path / name).is_dir():
                     shutil.rmtree(path / name)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def remove_if_empty(path: Path) -> None:
+    """Remove ``path`` and its empty subfolders if no file is anywhere below it."""
+    if path.is_dir() and not any(p.is_file() or p.is_symlink() for p in path.rglob("*")):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def write_assignments(path: str | os.PathLike[str], ids: Sequence[str], clusters: np.ndarray) -> None:

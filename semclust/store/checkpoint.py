@@ -269,3 +269,36 @@ def _difference(saved: Any, now: dict[str, Any]) -> str:
     old, new = (saved.get("params") or {}, now["params"]) if "params" in now else (saved, now)
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys) or "other settings"
+
+
+def saved_position(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Where a run checkpointed in ``directory`` would resume, read from its ``checkpoint.json``
+    (no tensors loaded, nothing validated): ``{"epoch": n}`` for a clustering method,
+    ``{"step": n}`` for the semi-supervised trainer (its epoch is the step), or, for a run that
+    keeps one trainer directory per stage (ASD: ``round<r>-<stage>/``), the stage written last
+    as ``{"stage": name, "step": n}``. None when there is no readable checkpoint.
+    """
+    root = Path(directory)
+    stages = sorted(
+        (p for p in root.glob(f"*/{STATE_FILE}") if p.is_file()), key=lambda p: p.stat().st_mtime_ns
+    )
+    if stages:
+        record = _state_record(stages[-1])
+        if record is not None:
+            return {"stage": stages[-1].parent.name, "step": int(record["epoch"])}
+    record = _state_record(root / STATE_FILE)
+    if record is None:
+        return None
+    fingerprint = record.get("fingerprint")
+    unit = "step" if isinstance(fingerprint, dict) and "trainer" in fingerprint else "epoch"
+    return {unit: int(record["epoch"])}
+
+
+def _state_record(path: Path) -> dict[str, Any] | None:
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("format") != FORMAT or not isinstance(record.get("epoch"), int):
+        return None
+    return record
