@@ -157,6 +157,11 @@ def test_a_single_class_folder_or_an_unknown_test_class_is_refused(folders: Path
     unknown = runner.invoke(app, ["ssl", "fixmatch", "--labelled", str(folders / "labelled"), "--test",
                                   str(tmp_path / "t"), "--out", str(tmp_path / "b")])  # fmt: skip
     assert unknown.exit_code == 2 and "purple are not among the labelled classes" in unknown.output
+    folder_as_dataset = runner.invoke(app, ["ssl", "fixmatch", "--dataset", str(folders / "labelled"),
+                                            "--labels-per-class", "2", "--out", str(tmp_path / "d")])  # fmt: skip
+    assert folder_as_dataset.exit_code == 2 and "is a folder: train on your own images with --labelled" in (
+        folder_as_dataset.output
+    )
     assert "--unlabelled goes with --labelled" in runner.invoke(
         app, ["ssl", "fixmatch", "--dataset", "digits", "--labels-per-class", "2", "--unlabelled", "x", "--out",
               str(tmp_path / "c")]  # fmt: skip

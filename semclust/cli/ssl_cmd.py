@@ -138,6 +138,11 @@ def _flag(name: str) -> str:
 def _check(method: str, o: dict[str, Any]) -> str:
     """Which data the options ask for (``"balanced"``, ``"longtail"`` or ``"folder"``); a
     ValueError naming the flags when they contradict each other or a value is out of range."""
+    if o.get("dataset") is not None and Path(o["dataset"]).expanduser().is_dir():
+        raise ValueError(
+            f"--dataset {o['dataset']} is a folder: train on your own images with --labelled DIR "
+            "(one subfolder per class) and --unlabelled DIR"
+        )
     given = [k for k in ("labels_per_class", "n1", "labelled") if o.get(k) is not None]
     if o.get("labels_per_class") is not None and o.get("n1") is not None:
         raise ValueError("pass either --labels-per-class or --n1 (a long-tailed split), not both")
