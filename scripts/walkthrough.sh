@@ -66,8 +66,11 @@ cat <<'TEXT'
 ## 5. Semi-supervised: four labelled images per class, the folder as unlabelled data
 `labelled/` has one subfolder per class (four images each); the clustered folder is the
 unlabelled data and `test/` (four per class, labelled the same way) scores the result.
+A short run uses `--ema-warmup`: the evaluated model is an EMA of the weights, and FixMatch's
+constant decay 0.999 (the default, as the paper) leaves it near its initial weights for the
+first few hundred steps.
 TEXT
-run "$PY" -m semclust ssl fixmatch --labelled labelled --unlabelled my_images --test test --steps 200 --out runs/ssl
+run "$PY" -m semclust ssl fixmatch --labelled labelled --unlabelled my_images --test test --steps 300 --ema-warmup --out runs/ssl
 run "$PY" -m semclust predict runs/ssl new_images --out runs/ssl-new
 run head -n 5 runs/ssl-new/assignments.csv
 echo "Files of this walkthrough: \`$WORK\` (removed by the next run of the script only if you remove it)."
