@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from semclust.atomic import json_plain
+from semclust.estimator import ParamsMixin
 from semclust.ops.features import as_feature_matrix
 
 
@@ -46,7 +46,7 @@ def check_n_clusters(n_clusters: object, n_samples: int | None = None) -> int:
     return int(n_clusters)
 
 
-class BaseClusterer(ABC):
+class BaseClusterer(ParamsMixin, ABC):
     """Base for every clustering method.
 
     ``__init__`` only stores its arguments, unchanged and under the same names, so that
@@ -67,39 +67,6 @@ class BaseClusterer(ABC):
     _state_arrays: tuple[str, ...] = ("labels_", "centers_")
     _state_values: tuple[str, ...] = ("n_features_in_", "cluster_names_")
     _state_modules: tuple[str, ...] = ()
-
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        init = cls.__init__
-        if init is object.__init__:
-            return []
-        parameters = inspect.signature(init).parameters.values()
-        names = []
-        for p in parameters:
-            if p.name == "self":
-                continue
-            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                # parameters hidden in *args/**kwargs cannot be listed, so cloning would drop them
-                raise TypeError(f"{cls.__name__}.__init__ must not take *args or **kwargs")
-            names.append(p.name)
-        return sorted(names)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor arguments as currently set.
-
-        ``deep`` is accepted for scikit-learn compatibility; no parameter here is itself an
-        estimator, so there is nothing to recurse into.
-        """
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params: Any) -> BaseClusterer:
-        """Change constructor arguments in place; learned attributes are left to the next fit."""
-        valid = self._get_param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid parameters: {valid}")
-            setattr(self, name, value)
-        return self
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not _is_array(v))

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from semclust.estimator import ParamsMixin
 from semclust.ssl.longtail import GROUP_NAMES, class_groups, estimate_class_counts, group_accuracies
 
 
-class SSLClassifier:
+class SSLClassifier(ParamsMixin):
     """Base: one registered SSL algorithm (``algorithm``) trained by the shared trainer."""
 
     algorithm = ""
@@ -60,34 +61,6 @@ class SSLClassifier:
         self.resume = resume
         self.device = device
         self.random_state = random_state
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        """The keyword parameters of every ``__init__`` up the class chain (subclasses add theirs)."""
-        import inspect
-
-        names: set[str] = set()
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is not None:
-                names.update(
-                    p.name
-                    for p in inspect.signature(init).parameters.values()
-                    if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                )
-        return sorted(names)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor arguments as set (scikit-learn's contract, so ``clone`` works)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> SSLClassifier:
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid parameters: {valid}")
-            setattr(self, name, value)
-        return self
 
     def _hyperparams(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "lambda_u": self.lambda_u}
