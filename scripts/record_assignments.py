@@ -29,6 +29,15 @@ SMALL = {
 }
 
 
+def _options(method: str, known: dict) -> dict:
+    """The small budget; asd on the paper's backbone (trained on pixels) where the parameter
+    exists, so a record made before the frozen backbone compares like with like."""
+    options = dict(SMALL[method])
+    if method == "asd" and "backbone" in known:
+        options["backbone"] = "scratch"
+    return options
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -36,6 +45,7 @@ def main() -> int:
     parser.add_argument("--methods", default=",".join(SMALL))
     args = parser.parse_args()
     from semclust import workflow
+    from semclust.methods.registry import get_spec
 
     record: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,7 +56,7 @@ def main() -> int:
                 n_clusters=None if method == "zeroshot" else 10,
                 random_state=0,
                 out=Path(tmp) / method,
-                method_options=dict(SMALL[method]),
+                method_options=_options(method, get_spec(method).parameters()),
             )
             csv = (Path(tmp) / method / "assignments.csv").read_bytes()
             record[method] = {
