@@ -91,6 +91,11 @@ class ArraySource(ImageSource):
         self.name = name
         self._ids = [f"{id_prefix}{i}" for i in range(len(images))]
 
+    @property
+    def pixels(self) -> np.ndarray:
+        """The uint8 images as given, ``[n, H, W]`` or ``[n, H, W, 3]`` (not a copy: do not write)."""
+        return self._images
+
     def load(self, index: int) -> Image.Image:
         array = self._images[index]
         image = Image.fromarray(array, mode="L" if array.ndim == 2 else "RGB")

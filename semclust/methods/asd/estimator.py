@@ -1,0 +1,428 @@
+"""The ASD estimator (see :mod:`semclust.methods.asd` for the method)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from semclust.methods.asd.backbones import PixelBackbone, classify_pixels
+from semclust.methods.asd.budget import coverage_probability, default_mu, default_n_labelled
+from semclust.methods.asd.instance import StageTicks, run_instance_stage
+from semclust.methods.asd.samplers import SAMPLERS, make_sampler
+from semclust.methods.asd.saving import check_saved_values
+from semclust.methods.asd.similarity import (
+    GROUPINGS,
+    SIMILARITIES,
+    align_groups,
+    confident_members,
+    feature_similarity,
+    group_instances,
+)
+from semclust.methods.asd.state import Grouping, RunCheckpoint
+from semclust.methods.base import BaseClusterer, NotFittedError, check_is_fitted
+
+
+class ASD(BaseClusterer):
+    """Cluster uint8 images with ASD (see the module docstring).
+
+    ``fit(images, y=None, features=None)``: ``images`` uint8 ``[n,H,W]`` or ``[n,H,W,3]``;
+    ``features`` (``[n, d]``) feed the prototype sampler; ``y`` only measures the purity of the
+    sampled images' cluster labels (never used for training). Learned: ``labels_``,
+    ``sampled_indices_`` (all rounds, in order), ``instance_groups_`` (cluster of each sampled
+    image), ``similarity_`` (last round, ``[n_l, n_l]``), ``transitions_``,
+    ``coverage_probability_``, ``pseudo_label_purity_`` (None without ``y``), ``labelled_purity_``
+    (the same over the images FixMatch is given: fewer with ``keep_confident < 1``; None without ``y``),
+    ``classes_covered_`` (None without ``y``), ``mu_`` (``{"instance": .., "ssl": ..}``, the
+    ``mu`` each stage used), ``model_`` (the EMA network), ``mean_`` / ``std_`` (its input
+    normalisation), ``input_shape_`` (one image as given to ``fit``) and ``image_shape_`` (as
+    the network saw it).
+
+    ``mu=None`` (default) sizes FixMatch's ``mu`` to the data set (:func:`default_mu`: 7 above
+    5,760 images at the default batch and steps, less on smaller sets such as digits).
+
+    Checkpoints: ``fit(..., checkpoint_dir=DIR)`` makes every FixMatch stage checkpoint in its
+    own directory (``DIR/round<r>-instance/``, ``DIR/round<r>-ssl/``) every
+    ``checkpoint_every`` steps and at its end (weights, EMA, optimiser, samplers, RNG states:
+    :class:`semclust.ssl.trainer.Trainer`). ASD's own state is saved beside them
+    (``DIR/checkpoint.json`` + safetensors, :mod:`semclust.methods.checkpoint`): the instance
+    stage's recorded predictions with the step of each, whenever its trainer checkpoints, and
+    each round's result once it is grouped (sampled images, neighbours, groups, transitions,
+    similarity, whether co-predictions were used, the sampler's RNG state), after which that
+    round's instance-stage directory is removed. ``resume=True`` continues from there: finished
+    rounds are not redone, a stage continues after its trainer's last checkpoint (records taken
+    after that step are dropped and taken again), and the fit ends with the labels, groups,
+    sampled indices and weights of an uninterrupted fit (on CPU). The state carries a
+    fingerprint of the parameters (all but ``checkpoint_every``, which changes nothing) and of
+    the images and features: a checkpoint of another run raises
+    :class:`~semclust.methods.checkpoint.CheckpointError`. Without ``resume`` whatever ASD left
+    in ``DIR`` is removed first (nothing else there is touched).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int,
+        n_labelled: int | None = None,
+        sampler: str = "uniform",
+        n_neighbours: int = 0,
+        instance_steps: int = 300,
+        record_every: int = 5,
+        transition_window: float = 0.5,
+        max_tracked: int = 5000,
+        co_prediction: bool | str = "auto",
+        grouping: str = "spectral",
+        similarity: str = "transitions",
+        keep_confident: float = 1.0,
+        ssl_steps: int = 300,
+        network: str = "cnn",
+        batch_size: int = 32,
+        mu: int | None = None,
+        lr: float = 0.03,
+        threshold: float = 0.95,
+        image_size: int | None = None,
+        flip: bool = True,
+        rounds: int = 1,
+        checkpoint_every: int = 50,
+        device: str = "cpu",
+        random_state: int = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_labelled = n_labelled
+        self.sampler = sampler
+        self.n_neighbours = n_neighbours
+        self.instance_steps = instance_steps
+        self.record_every = record_every
+        self.transition_window = transition_window
+        self.max_tracked = max_tracked
+        self.co_prediction = co_prediction
+        self.grouping = grouping
+        self.similarity = similarity
+        self.keep_confident = keep_confident
+        self.ssl_steps = ssl_steps
+        self.network = network
+        self.batch_size = batch_size
+        self.mu = mu
+        self.lr = lr
+        self.threshold = threshold
+        self.image_size = image_size
+        self.flip = flip
+        self.rounds = rounds
+        self.checkpoint_every = checkpoint_every
+        self.device = device
+        self.random_state = random_state
+
+    # -------------------------------------------------------------- helpers
+    def _check(self, n: int) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {', '.join(SAMPLERS)}")
+        if self.grouping not in GROUPINGS:
+            raise ValueError(f"unknown grouping {self.grouping!r}; expected one of {', '.join(GROUPINGS)}")
+        if not isinstance(self.keep_confident, (int, float)) or not 0.0 < float(self.keep_confident) <= 1.0:
+            raise ValueError(f"keep_confident must be in (0, 1], got {self.keep_confident!r}")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(f"unknown similarity {self.similarity!r}; expected one of {', '.join(SIMILARITIES)}")
+        if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 2:
+            raise ValueError(f"n_clusters must be an integer of at least 2, got {self.n_clusters!r}")
+        if not 0.0 < float(self.transition_window) <= 1.0:
+            raise ValueError(f"transition_window must be in (0, 1], got {self.transition_window}")
+        positive = ("instance_steps", "ssl_steps", "record_every", "rounds", "batch_size", "mu", "max_tracked")
+        for name in (*positive, "checkpoint_every"):
+            if name == "mu" and self.mu is None:
+                continue
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.n_neighbours < 0:
+            raise ValueError(f"n_neighbours must be >= 0, got {self.n_neighbours}")
+        if self.co_prediction not in (True, False, "auto"):
+            raise ValueError(f"co_prediction must be true, false or 'auto', got {self.co_prediction!r}")
+
+    def _prepare_images(self, images: Any) -> np.ndarray:
+        from semclust.ssl.data import resize_uint8
+
+        x = np.asarray(images)
+        if x.dtype != np.uint8 or x.ndim not in (3, 4):
+            raise ValueError(f"images must be uint8 [n,H,W] or [n,H,W,C], got {x.dtype} {x.shape}")
+        if not x.flags.writeable:  # e.g. pixels from PIL or a memory map; torch wants writable memory
+            x = x.copy()
+        size = self.image_size
+        if size is None and min(x.shape[1], x.shape[2]) < 16:
+            size = 16  # the small CNN pools three times: tiny images (8x8 digits) go up to 16 px
+        if size is None and x.shape[1] != x.shape[2]:
+            size = max(x.shape[1], x.shape[2])
+        return resize_uint8(x, int(size)) if size is not None else x
+
+    def _mu(self, n: int, steps: int) -> int:
+        return int(self.mu) if self.mu is not None else default_mu(n, int(self.batch_size), steps)
+
+    def _backbone(self, x: np.ndarray) -> PixelBackbone:
+        return PixelBackbone(
+            x,
+            network=self.network,
+            batch_size=int(self.batch_size),
+            lr=float(self.lr),
+            threshold=float(self.threshold),
+            flip=bool(self.flip),
+            device=self.device,
+            checkpoint_every=int(self.checkpoint_every),
+        )
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        features: Any = None,
+        progress: Callable[[str, int], Callable[..., None]] | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+    ) -> ASD:
+        """Fit on the uint8 images ``X``; ``progress(description, total)`` gives each stage's tick
+        function.
+
+        ``checkpoint_dir``: every stage checkpoints there (see the class docstring); with
+        ``resume=True`` a killed fit continues from it, without ``resume`` an old one is discarded.
+        """
+        from semclust.metrics import evaluate
+
+        images = X
+        x = self._prepare_images(images)
+        n = len(x)
+        self._check(n)
+        k = int(self.n_clusters)
+        n_l = int(self.n_labelled) if self.n_labelled is not None else default_n_labelled(n, k)
+        if not k <= n_l <= n:
+            raise ValueError(f"n_labelled must lie in [K={k}, n={n}], got {n_l}")
+        if n_l < 2:
+            raise ValueError("n_labelled must be at least 2")
+        if n_l * int(self.rounds) > n:
+            raise ValueError(f"{self.rounds} rounds of {n_l} images need {n_l * self.rounds} images, have {n}")
+        feats = None
+        if self.similarity != "transitions" and features is None:
+            raise ValueError(f"similarity={self.similarity!r} needs features (e.g. an encoder's, one row per image)")
+        if self.sampler == "prototype" or features is not None:
+            feats = np.asarray(features, dtype=np.float32) if features is not None else x.reshape(n, -1) / 255.0
+            if feats.ndim != 2 or len(feats) != n:
+                raise ValueError(f"features must be [n_images, d] with {n} rows, got shape {feats.shape}")
+        y_arr = None if y is None else np.asarray(y, dtype=np.int64)
+        coverage = coverage_probability(n, k, n_l)
+        mu = {"instance": self._mu(n, int(self.instance_steps)), "ssl": self._mu(n, int(self.ssl_steps))}
+        backbone = self._backbone(x)
+        checkpoint = None
+        if checkpoint_dir is not None:
+            from semclust.methods.checkpoint import digest_arrays, fingerprint
+
+            identity = fingerprint(self, digest_arrays(x, feats))
+            identity["params"].pop("checkpoint_every", None)  # how often to save never changes the result
+            checkpoint = RunCheckpoint(checkpoint_dir, identity, resume=resume)
+        rounds = int(self.rounds)
+        rng = np.random.default_rng(self.random_state)
+
+        sampled: list[np.ndarray] = []
+        lb_idx_all: list[np.ndarray] = []
+        lb_lab_all: list[np.ndarray] = []
+        groups_all: list[np.ndarray] = []
+        stage = None
+        grouping: Grouping | None = None
+        for r in range(rounds):
+            seed = int(self.random_state) + 1000 * r
+            saved = checkpoint.grouping(r) if checkpoint is not None else None
+            if saved is not None:  # grouped before the kill: no sampling, instance stage or grouping
+                grouping, sampler_rng = saved
+                rng.bit_generator.state = sampler_rng
+            else:
+                grouping = self._sample_and_group(
+                    backbone, feats, n_l, k, r, seed, rng, sampled, lb_idx_all, stage, mu, progress, checkpoint
+                )
+                if checkpoint is not None:
+                    checkpoint.save_grouping(r, grouping, rng)
+            chosen, neighbours, groups = grouping.chosen, grouping.neighbours, grouping.groups
+            # Only the most confidently grouped share of each group labels FixMatch (all by default).
+            kept = np.flatnonzero(confident_members(grouping.similarity, groups, float(self.keep_confident)))
+            lb_idx = np.concatenate([chosen[kept], neighbours[kept].reshape(-1)])
+            lb_inst = np.concatenate([kept, np.repeat(kept, neighbours.shape[1])])
+            sampled.append(chosen)
+            groups_all.append(groups)
+            lb_idx_all.append(lb_idx)
+            lb_lab_all.append(groups[lb_inst])
+            if checkpoint is not None and r + 1 < rounds and checkpoint.n_rounds > r + 1:
+                # The next round is grouped already, so nothing reads this round's SSL model (it
+                # would only align the next round's groups), and the next SSL stage retrains on
+                # the union: this one is skipped.
+                stage = None
+                continue
+            tick = progress(f"asd round {r + 1}: fixmatch ({k} clusters)", int(self.ssl_steps)) if progress else None
+            ssl_ticks = StageTicks(tick, int(self.ssl_steps))
+            out_dir = checkpoint.stage_dir(r, "ssl") if checkpoint is not None else None
+            stage = backbone.stage(k, int(self.ssl_steps), seed + 1, mu["ssl"], out_dir)
+            stage.fit(np.concatenate(lb_idx_all), np.concatenate(lb_lab_all), ssl_ticks.fixmatch_step)
+            ssl_ticks.finish()
+
+        assert stage is not None and grouping is not None  # _check makes rounds >= 1
+        trainer = stage.trainer
+        self.coverage_probability_ = coverage
+        self.n_labelled_ = n_l
+        self.mu_ = mu
+        self.transitions_ = grouping.transitions
+        self.similarity_ = grouping.similarity
+        self.co_predictions_used_ = grouping.co_predictions_used
+        self.n_records_ = grouping.n_records
+        self.sampled_indices_ = np.concatenate(sampled)
+        self.instance_groups_ = np.concatenate(groups_all)
+        self.labelled_indices_ = np.concatenate(lb_idx_all)
+        self.labelled_labels_ = np.concatenate(lb_lab_all)
+        self.trainer_ = trainer
+        # What predict needs (and a saved model keeps): the EMA network and the normalisation
+        # statistics the trainer computed, the shape of the images fit was given (new images are
+        # brought to it first) and the shape the network saw.
+        self.model_ = trainer.ema_model
+        self.mean_ = [float(v) for v in trainer.mean]
+        self.std_ = [float(v) for v in trainer.std]
+        self.in_channels_ = int(backbone.in_channels)
+        self.input_shape_ = tuple(int(v) for v in np.shape(images)[1:])
+        self.image_shape_ = tuple(int(v) for v in x.shape[1:])
+        self.n_features_in_ = int(np.prod(self.input_shape_))
+        self.cluster_names_ = None
+        self.labels_ = classify_pixels(self.model_, x, self.mean_, self.std_)
+        self._score_sampling(y_arr, evaluate)
+        return self
+
+    def _score_sampling(self, y_arr: np.ndarray | None, evaluate: Callable[..., dict[str, Any]]) -> None:
+        """Purity of the sampled images' cluster labels (training never reads ``y``)."""
+        self.pseudo_label_purity_: float | None = None
+        self.labelled_purity_: float | None = None
+        self.classes_covered_: int | None = None
+        if y_arr is not None and (y_arr[self.sampled_indices_] >= 0).any():
+            ys = y_arr[self.sampled_indices_]
+            known = ys >= 0
+            self.pseudo_label_purity_ = float(evaluate(ys[known], self.instance_groups_[known])["acc"])
+            self.classes_covered_ = int(len(np.unique(ys[known])))
+            yl = y_arr[self.labelled_indices_]
+            self.labelled_purity_ = float(evaluate(yl[yl >= 0], self.labelled_labels_[yl >= 0])["acc"])
+
+    def _sample_and_group(
+        self,
+        backbone: Any,
+        feats: np.ndarray | None,
+        n_l: int,
+        k: int,
+        round_index: int,
+        seed: int,
+        rng: np.random.Generator,
+        sampled: list[np.ndarray],
+        lb_idx_all: list[np.ndarray],
+        previous: Any,
+        mu: dict[str, int],
+        progress: Callable[[str, int], Callable[..., None]] | None,
+        checkpoint: RunCheckpoint | None,
+    ) -> Grouping:
+        """One round's stages 1-4: sample ``n_l`` new images, train the instance stage (unless the
+        similarity is the features'), group; groups are aligned to ``previous`` (the last round's
+        SSL stage) when there is one."""
+        n = len(backbone.x)
+        sampler = make_sampler(self.sampler, int(self.n_neighbours))
+        exclude = sampler.exclusion(sampled, lb_idx_all)
+        chosen, neighbours = sampler.sample(n, n_l, rng, exclude, features=feats, seed=seed)
+        lb_idx = np.concatenate([chosen, neighbours.reshape(-1)])
+        lb_inst = np.concatenate([np.arange(n_l), np.repeat(np.arange(n_l), neighbours.shape[1])])
+        if self.similarity == "features":
+            assert feats is not None  # checked by fit
+            t, c, n_records = np.zeros((n_l, n_l), dtype=np.int64), None, 0
+            s = feature_similarity(feats[chosen])
+        else:
+            description = f"asd round {round_index + 1}: instance stage ({n_l} classes)"
+            tick = progress(description, int(self.instance_steps)) if progress else None
+            steps = int(self.instance_steps)
+            out_dir = checkpoint.stage_dir(round_index, "instance") if checkpoint is not None else None
+            result = run_instance_stage(
+                backbone.stage(n_l, steps, seed, mu["instance"], out_dir),
+                n,
+                lb_idx,
+                lb_inst,
+                n_l,
+                steps=steps,
+                seed=seed,
+                record_every=int(self.record_every),
+                transition_window=float(self.transition_window),
+                max_tracked=int(self.max_tracked),
+                co_prediction=self.co_prediction,
+                ticks=StageTicks(tick, steps),
+                checkpoint=checkpoint,
+                round_index=round_index,
+            )
+            t, s, c, n_records = result.transitions, result.similarity, result.co_predictions, result.n_records
+            if self.similarity == "combined":
+                assert feats is not None
+                s = (s + feature_similarity(feats[chosen])) / 2.0
+        groups = group_instances(s, k, self.grouping, random_state=seed)
+        if previous is not None:
+            groups = align_groups(groups, previous.predict(chosen), k)
+        return Grouping(
+            chosen=np.asarray(chosen, dtype=np.int64),
+            neighbours=np.asarray(neighbours, dtype=np.int64),
+            groups=np.asarray(groups, dtype=np.int64),
+            transitions=np.asarray(t, dtype=np.int64),
+            similarity=np.asarray(s, dtype=np.float64),
+            co_predictions_used=c is not None,
+            n_records=int(n_records),
+        )
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Cluster of new uint8 images by the EMA model. The images are prepared as in ``fit``
+        (the same resizing for the same input size), then brought to the trained size."""
+        if not hasattr(self, "model_"):
+            raise NotFittedError("This ASD instance is not fitted yet; call 'fit' first.")
+        x = self._prepare_images(X)
+        channels = 1 if x.ndim == 3 else x.shape[-1]
+        if channels != self.in_channels_:
+            raise ValueError(f"images have {channels} channel(s); this ASD model was trained on {self.in_channels_}")
+        if tuple(x.shape[1:]) != self.image_shape_:
+            from semclust.ssl.data import resize_uint8
+
+            x = resize_uint8(x, self.image_shape_[0])
+        return classify_pixels(self.model_, x, self.mean_, self.std_)
+
+    # --------------------------------------------------------------- saving
+    # A saved model (semclust.outputs.model) keeps the EMA network's tensors ("model_.<key>"),
+    # labels_ and the JSON values below (base.py's mechanism); loading rebuilds the network by
+    # name, never unpickling.
+    _state_arrays = ("labels_",)
+    _state_modules = ("model_",)
+    _state_values = (
+        "n_features_in_", "cluster_names_", "mean_", "std_", "in_channels_", "input_shape_", "image_shape_",
+        "n_labelled_", "coverage_probability_", "pseudo_label_purity_", "classes_covered_",
+    )  # fmt: skip
+
+    def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """``(arrays, values)``: ``labels_`` and the EMA network's state dict for safetensors,
+        the normalisation, shapes and sampling summary as JSON-able values."""
+        check_is_fitted(self, ("labels_", "model_"))
+        if not isinstance(self.network, str):
+            raise ValueError("only an ASD trained with a named network (e.g. 'cnn') can be saved")
+        return super().to_state()
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], values: dict[str, Any]) -> ASD:
+        """Rebuild a fitted ASD (on the CPU) from :meth:`get_params` and :meth:`to_state` output;
+        ValueError when a value, an array or a network tensor is missing or does not fit.
+        Models saved before the estimator moved onto ``BaseClusterer`` (network tensors under
+        ``model.<key>``, no ``n_features_in_``) load too."""
+        arrays = {("model_." + k[len("model.") :] if k.startswith("model.") else k): v for k, v in arrays.items()}
+        values = dict(values)
+        check_saved_values(params, values, ASD._state_values)
+        values.setdefault("n_features_in_", int(np.prod(values["input_shape_"])))
+        values.setdefault("cluster_names_", None)
+        estimator = super().from_state(params, arrays, values)
+        assert isinstance(estimator, ASD)
+        estimator.input_shape_ = tuple(values["input_shape_"])
+        estimator.image_shape_ = tuple(values["image_shape_"])
+        for p in estimator.model_.parameters():
+            p.requires_grad_(False)
+        return estimator
+
+    def _new_modules(self) -> dict[str, Any]:
+        from semclust.ssl.nets import build_network
+
+        network = build_network(self.network, num_classes=int(self.n_clusters), in_channels=int(self.in_channels_))
+        return {"model_": network}
