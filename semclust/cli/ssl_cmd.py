@@ -74,6 +74,11 @@ def fixmatch_cmd(
     out: str = typer.Option(..., "--out", help="Directory for metrics.json, log.json, run.json, checkpoint/"),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint"),
     force: bool = typer.Option(False, help="Discard a previous run in --out and start over"),
+    backbone: str = typer.Option(
+        "scratch", "--backbone",
+        help="scratch (train --network on the pixels) or frozen (a head on the offline encoder's visual features, "
+        "fed by cached augmented views; unlabelled: a seeded --max-unlabelled subset, default 10000)",
+    ),  # fmt: skip
 ) -> None:
     """Train FixMatch with N true labels per class (or a long-tailed split, --n1) on the train split; score the
     EMA model on the test split."""
@@ -86,6 +91,9 @@ def fixmatch_cmd(
         return
     if labels_per_class is None:
         fail("pass --labels-per-class N (balanced labels) or --n1 N1 (a long-tailed split)")
+    if backbone != "scratch":
+        _fixmatch_frozen(backbone, locals())
+        return
     from semclust.distributed import is_main_process
     from semclust.ssl.data import labels_per_class_split, resize_uint8
     from semclust.ssl.trainer import CHECKPOINT_DIR, Trainer
@@ -218,6 +226,26 @@ def fixmatch_cmd(
         markup=False,
     )
     console.print(f"wrote {out_dir}/metrics.json, log.json, run.json, checkpoint/", highlight=False, markup=False)
+
+
+def _fixmatch_frozen(backbone: str, o: dict[str, Any]) -> None:
+    from semclust.cli.ssl_frozen import run_frozen_fixmatch
+
+    try:
+        if backbone != "frozen":
+            raise ValueError(f"--backbone must be scratch or frozen, got {backbone!r}")
+        name = o["dataset"].removeprefix("dataset:").strip().lower()
+        if (Path(o["out"]) / "metrics.json").exists() and not o["force"]:
+            raise ValueError(f"{o['out']} already holds a run (metrics.json); pass --force")
+        run_frozen_fixmatch(
+            dataset=name, labels_per_class=o["labels_per_class"], steps=o["steps"],
+            batch_size=o["batch_size"] or 64, mu=o["mu"], lr=o["lr"], threshold=o["threshold"],
+            lambda_u=o["lambda_u"], ema=o["ema"], flip=(name not in NO_FLIP) if o["flip"] is None else o["flip"],
+            seed=o["seed"], device=o["device"], data_root=o["data_root"], max_unlabelled=o["max_unlabelled"],
+            out_dir=Path(o["out"]),
+        )  # fmt: skip
+    except USER_ERRORS as err:
+        fail(str(err))
 
 
 # ------------------------------------------------------------ long-tailed runs

@@ -23,7 +23,7 @@ def source_arrays(source: ImageSource) -> tuple[np.ndarray, np.ndarray | None]:
     """
     labels = None if source.labels is None else np.asarray(source.labels, dtype=np.int64)
     if isinstance(source, ArraySource):
-        return np.asarray(source._images), labels
+        return np.asarray(source.pixels), labels
     arrays = [np.asarray(source.load(i).convert("RGB"), dtype=np.uint8) for i in range(len(source))]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:

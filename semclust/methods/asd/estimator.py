@@ -10,6 +10,14 @@ import numpy as np
 
 from semclust.methods.asd.backbones import PixelBackbone, classify_pixels
 from semclust.methods.asd.budget import coverage_probability, default_mu, default_n_labelled
+from semclust.methods.asd.frozen import (
+    BACKBONES,
+    FrozenBackbone,
+    check_frozen_values,
+    check_views,
+    predict_frozen,
+    set_frozen_fit,
+)
 from semclust.methods.asd.instance import StageTicks, run_instance_stage
 from semclust.methods.asd.samplers import SAMPLERS, make_sampler
 from semclust.methods.asd.saving import check_saved_values
@@ -23,13 +31,21 @@ from semclust.methods.asd.similarity import (
 )
 from semclust.methods.asd.state import Grouping, RunCheckpoint
 from semclust.methods.base import BaseClusterer, NotFittedError, check_is_fitted
+from semclust.ssl.views import CachedViews
 
 
 class ASD(BaseClusterer):
-    """Cluster uint8 images with ASD (see the module docstring).
+    """Cluster images with ASD (see the module docstring).
 
-    ``fit(images, y=None, features=None)``: ``images`` uint8 ``[n,H,W]`` or ``[n,H,W,3]``;
-    ``features`` (``[n, d]``) feed the prototype sampler; ``y`` only measures the purity of the
+    ``backbone="scratch"`` (the paper's setting): ``fit(images, y=None, features=None)`` with
+    ``images`` uint8 ``[n,H,W]`` or ``[n,H,W,3]``, every stage a network trained on the pixels.
+    ``backbone="frozen"``: ``fit(images_or_features, features=F, views=V, encoder=E)`` with an
+    encoder's features ``F`` ``[n, d]`` and their cached augmented views ``V``
+    (:func:`semclust.ssl.views.build_views`): every stage is a small head (``hidden`` units,
+    :mod:`semclust.ssl.feature_head`) over the frozen features; ``predict`` takes feature rows,
+    or uint8 images that it embeds with ``E`` (a saved model rebuilds it from its config).
+    ``backbone="auto"`` (default) is frozen when ``views`` are given, scratch otherwise.
+    ``features`` (``[n, d]``) also feed the prototype sampler; ``y`` only measures the purity of the
     sampled images' cluster labels (never used for training). Learned: ``labels_``,
     ``sampled_indices_`` (all rounds, in order), ``instance_groups_`` (cluster of each sampled
     image), ``similarity_`` (last round, ``[n_l, n_l]``), ``transitions_``,
@@ -87,6 +103,8 @@ class ASD(BaseClusterer):
         checkpoint_every: int = 50,
         device: str = "cpu",
         random_state: int = 0,
+        backbone: str = "auto",
+        hidden: int = 512,
     ) -> None:
         self.n_clusters = n_clusters
         self.n_labelled = n_labelled
@@ -112,6 +130,8 @@ class ASD(BaseClusterer):
         self.checkpoint_every = checkpoint_every
         self.device = device
         self.random_state = random_state
+        self.backbone = backbone
+        self.hidden = hidden
 
     # -------------------------------------------------------------- helpers
     def _check(self, n: int) -> None:
@@ -135,6 +155,10 @@ class ASD(BaseClusterer):
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.n_neighbours < 0:
             raise ValueError(f"n_neighbours must be >= 0, got {self.n_neighbours}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; expected one of {', '.join(BACKBONES)}")
+        if isinstance(self.hidden, bool) or not isinstance(self.hidden, (int, np.integer)) or self.hidden < 0:
+            raise ValueError(f"hidden must be an integer >= 0, got {self.hidden!r}")
         if self.co_prediction not in (True, False, "auto"):
             raise ValueError(f"co_prediction must be true, false or 'auto', got {self.co_prediction!r}")
 
@@ -177,17 +201,32 @@ class ASD(BaseClusterer):
         progress: Callable[[str, int], Callable[..., None]] | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
+        views: CachedViews | None = None,
+        encoder: Any = None,
     ) -> ASD:
-        """Fit on the uint8 images ``X``; ``progress(description, total)`` gives each stage's tick
-        function.
+        """Fit on the uint8 images ``X`` (frozen backbone: images or the features themselves);
+        ``progress(description, total)`` gives each stage's tick function.
 
         ``checkpoint_dir``: every stage checkpoints there (see the class docstring); with
         ``resume=True`` a killed fit continues from it, without ``resume`` an old one is discarded.
         """
         from semclust.metrics import evaluate
 
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; expected one of {', '.join(BACKBONES)}")
+        frozen = self.backbone == "frozen" or (self.backbone == "auto" and views is not None)
         images = X
-        x = self._prepare_images(images)
+        if frozen:
+            if features is None and np.asarray(X).dtype != np.uint8:
+                features = X
+            if features is None:
+                raise ValueError("backbone='frozen' needs features (the encoder's, one row per image) and views")
+            x = np.ascontiguousarray(np.asarray(features, dtype=np.float32))
+            images = X if np.asarray(X).dtype == np.uint8 else None
+            if x.ndim != 2 or (images is not None and len(images) != len(x)):
+                raise ValueError(f"features must be [n_images, d] with one row per image, got shape {x.shape}")
+        else:
+            x = self._prepare_images(images)
         n = len(x)
         self._check(n)
         k = int(self.n_clusters)
@@ -208,12 +247,21 @@ class ASD(BaseClusterer):
         y_arr = None if y is None else np.asarray(y, dtype=np.int64)
         coverage = coverage_probability(n, k, n_l)
         mu = {"instance": self._mu(n, int(self.instance_steps)), "ssl": self._mu(n, int(self.ssl_steps))}
-        backbone = self._backbone(x)
+        backbone: PixelBackbone | FrozenBackbone
+        if frozen:
+            cached = check_views(views, n, x.shape[1])
+            backbone = FrozenBackbone(
+                x, cached, int(self.hidden), int(self.batch_size), float(self.lr), float(self.threshold), self.device
+            )
+            digest: tuple[np.ndarray | None, ...] = (x, feats, cached.weak, cached.strong)
+        else:
+            backbone = self._backbone(x)
+            digest = (x, feats)
         checkpoint = None
         if checkpoint_dir is not None:
             from semclust.methods.checkpoint import digest_arrays, fingerprint
 
-            identity = fingerprint(self, digest_arrays(x, feats))
+            identity = fingerprint(self, digest_arrays(*digest))
             identity["params"].pop("checkpoint_every", None)  # how often to save never changes the result
             checkpoint = RunCheckpoint(checkpoint_dir, identity, resume=resume)
         rounds = int(self.rounds)
@@ -261,6 +309,7 @@ class ASD(BaseClusterer):
 
         assert stage is not None and grouping is not None  # _check makes rounds >= 1
         trainer = stage.trainer
+        self.backbone_ = "frozen" if frozen else "scratch"
         self.coverage_probability_ = coverage
         self.n_labelled_ = n_l
         self.mu_ = mu
@@ -273,19 +322,23 @@ class ASD(BaseClusterer):
         self.labelled_indices_ = np.concatenate(lb_idx_all)
         self.labelled_labels_ = np.concatenate(lb_lab_all)
         self.trainer_ = trainer
+        self.cluster_names_ = None
+        self._score_sampling(y_arr, evaluate)
+        if frozen:
+            set_frozen_fit(self, trainer, x, images, encoder)
+            return self
         # What predict needs (and a saved model keeps): the EMA network and the normalisation
         # statistics the trainer computed, the shape of the images fit was given (new images are
         # brought to it first) and the shape the network saw.
         self.model_ = trainer.ema_model
         self.mean_ = [float(v) for v in trainer.mean]
         self.std_ = [float(v) for v in trainer.std]
+        assert isinstance(backbone, PixelBackbone)
         self.in_channels_ = int(backbone.in_channels)
         self.input_shape_ = tuple(int(v) for v in np.shape(images)[1:])
         self.image_shape_ = tuple(int(v) for v in x.shape[1:])
         self.n_features_in_ = int(np.prod(self.input_shape_))
-        self.cluster_names_ = None
         self.labels_ = classify_pixels(self.model_, x, self.mean_, self.std_)
-        self._score_sampling(y_arr, evaluate)
         return self
 
     def _score_sampling(self, y_arr: np.ndarray | None, evaluate: Callable[..., dict[str, Any]]) -> None:
@@ -373,6 +426,8 @@ class ASD(BaseClusterer):
         (the same resizing for the same input size), then brought to the trained size."""
         if not hasattr(self, "model_"):
             raise NotFittedError("This ASD instance is not fitted yet; call 'fit' first.")
+        if getattr(self, "backbone_", "scratch") == "frozen":
+            return predict_frozen(self, X)
         x = self._prepare_images(X)
         channels = 1 if x.ndim == 3 else x.shape[-1]
         if channels != self.in_channels_:
@@ -391,14 +446,15 @@ class ASD(BaseClusterer):
     _state_modules = ("model_",)
     _state_values = (
         "n_features_in_", "cluster_names_", "mean_", "std_", "in_channels_", "input_shape_", "image_shape_",
-        "n_labelled_", "coverage_probability_", "pseudo_label_purity_", "classes_covered_",
+        "n_labelled_", "coverage_probability_", "pseudo_label_purity_", "classes_covered_", "backbone_",
+        "encoder_config_",
     )  # fmt: skip
 
     def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """``(arrays, values)``: ``labels_`` and the EMA network's state dict for safetensors,
         the normalisation, shapes and sampling summary as JSON-able values."""
         check_is_fitted(self, ("labels_", "model_"))
-        if not isinstance(self.network, str):
+        if getattr(self, "backbone_", "scratch") == "scratch" and not isinstance(self.network, str):
             raise ValueError("only an ASD trained with a named network (e.g. 'cnn') can be saved")
         return super().to_state()
 
@@ -410,6 +466,14 @@ class ASD(BaseClusterer):
         ``model.<key>``, no ``n_features_in_``) load too."""
         arrays = {("model_." + k[len("model.") :] if k.startswith("model.") else k): v for k, v in arrays.items()}
         values = dict(values)
+        values.setdefault("backbone_", "scratch")  # saved before the frozen backbone existed
+        if values["backbone_"] == "frozen":
+            check_frozen_values(values)
+            estimator = super().from_state(params, arrays, values)
+            assert isinstance(estimator, ASD)
+            if estimator.input_shape_ is not None:
+                estimator.input_shape_ = tuple(estimator.input_shape_)
+            return estimator
         check_saved_values(params, values, ASD._state_values)
         values.setdefault("n_features_in_", int(np.prod(values["input_shape_"])))
         values.setdefault("cluster_names_", None)
@@ -423,6 +487,11 @@ class ASD(BaseClusterer):
 
     def _new_modules(self) -> dict[str, Any]:
         from semclust.ssl.nets import build_network
+
+        if getattr(self, "backbone_", "scratch") == "frozen":
+            from semclust.ssl.feature_head import FeatureHead
+
+            return {"model_": FeatureHead(int(self.n_features_in_), int(self.n_clusters), int(self.hidden))}
 
         network = build_network(self.network, num_classes=int(self.n_clusters), in_channels=int(self.in_channels_))
         return {"model_": network}

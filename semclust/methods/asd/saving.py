@@ -9,7 +9,7 @@ from typing import Any
 
 def check_saved_values(params: dict[str, Any], values: dict[str, Any], names: Sequence[str]) -> None:
     """ValueError naming the first learned value of a saved ASD that is missing or malformed."""
-    required = [n for n in names if n not in ("n_features_in_", "cluster_names_")]
+    required = [n for n in names if n not in ("n_features_in_", "cluster_names_", "backbone_", "encoder_config_")]
     missing = [name for name in required if name not in values]
     if missing:
         raise ValueError(f"ASD: missing learned values {missing}")
