@@ -60,22 +60,26 @@ def test_a_killed_build_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
                     on_shard_done=kill_after_first_shard)  # fmt: skip
     encoder = CountingEncoder()
     resumed = build_views(source, encoder, tmp_path / "run", n_weak=2, n_strong=2, seed=3, shard_size=5)
-    # the weak store's first shard (5 of 24 views) was kept; everything else was embedded now
+    # the first weak view's first shard (5 of 48 views) was kept; everything else was embedded now
     assert encoder.embedded == 2 * 24 - 5
     np.testing.assert_array_equal(resumed.weak, reference.weak)
     np.testing.assert_array_equal(resumed.strong, reference.strong)
     again = CountingEncoder()
     build_views(source, again, tmp_path / "run", n_weak=2, n_strong=2, seed=3, shard_size=5)
     assert again.embedded == 0
+    more = CountingEncoder()  # a third weak view later: only the new one is embedded
+    three = build_views(source, more, tmp_path / "run", n_weak=3, n_strong=2, seed=3, shard_size=5)
+    assert more.embedded == 12
+    np.testing.assert_array_equal(three.weak[:2], reference.weak)
 
 
 def test_view_source_names_its_views_and_refuses_bad_settings():
     source = _source(3)
-    views = AugmentedViewSource(source, "strong", 2, seed=1)
-    assert len(views) == 6 and views.ids[4] == "1#strong1"
-    np.testing.assert_array_equal(views.labels, np.tile(source.labels, 2))
-    assert views.describe()["pixels_sha256"] != AugmentedViewSource(_source(4), "strong", 2).describe()["pixels_sha256"]
+    views = AugmentedViewSource(source, "strong", 1, seed=1)
+    assert len(views) == 3 and views.ids[1] == "1#strong1"
+    np.testing.assert_array_equal(views.labels, source.labels)
+    assert views.describe()["pixels_sha256"] != AugmentedViewSource(_source(4), "strong", 1).describe()["pixels_sha256"]
     with pytest.raises(ValueError, match="view kind"):
-        AugmentedViewSource(source, "medium", 2)
-    with pytest.raises(ValueError, match="n_views"):
-        AugmentedViewSource(source, "weak", 0)
+        AugmentedViewSource(source, "medium", 0)
+    with pytest.raises(ValueError, match="view must be"):
+        AugmentedViewSource(source, "weak", -1)

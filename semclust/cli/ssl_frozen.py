@@ -36,7 +36,7 @@ def run_frozen_fixmatch(
     max_unlabelled: int | None,
     out_dir: Path,
     encoder_spec: str = "offline",
-    n_views: int = 4,
+    n_views: int = 2,
 ) -> dict[str, Any]:
     """Train and score; writes ``metrics.json`` and ``run.json`` in ``out_dir``; returns the metrics."""
     from semclust.cache import default_cache_dir
@@ -75,7 +75,7 @@ def run_frozen_fixmatch(
         features = embed(train_source, encoder=encoder, progress=progress).store.load("visual")
         test_features = embed(test_source, encoder=encoder, progress=progress).store.load("visual")
         root = default_cache_dir() / "views"
-        directory = views_directory(root, x_u, encoder, n_views, n_views, seed, flip)
+        directory = views_directory(root, x_u, encoder, seed, flip)
         advance_views = progress(f"embedding {2 * n_views * size} augmented views", 2 * n_views * size)
         views = build_views(
             train_source, encoder, directory, n_weak=n_views, n_strong=n_views, seed=seed, flip=flip,

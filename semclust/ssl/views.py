@@ -7,9 +7,9 @@ so it does not depend on the shard, the batch or on how often a killed build was
 weak transform is FixMatch's flip + crop, the strong one adds RandAugment + Cutout
 (:mod:`semclust.ssl.augment`), both at the image's own size (the encoder resizes afterwards).
 
-Layout: ``<root>/weak`` and ``<root>/strong`` are ordinary feature stores
-(:func:`semclust.store.feature_store.build_store`: resumable shards) over ``V * n`` items in
-view-major order, item ``v * n + i`` being view ``v`` of image ``i``.
+Layout: ``<root>/weak/<v>`` and ``<root>/strong/<v>`` are ordinary feature stores
+(:func:`semclust.store.feature_store.build_store`: resumable shards), one per view ``v`` with
+the ``n`` images in order; asking for more views later embeds only the new ones.
 """
 
 from __future__ import annotations
@@ -56,27 +56,22 @@ def augment_image(image: Image.Image, kind: str, generator_seed: int, flip: bool
 
 
 class AugmentedViewSource(ImageSource):
-    """``n_views`` seeded augmentations of every image of ``base``, view-major."""
+    """View ``view`` (a seeded ``kind`` augmentation) of every image of ``base``, in order."""
 
-    def __init__(self, base: ImageSource, kind: str, n_views: int, seed: int = 0, flip: bool = True) -> None:
+    def __init__(self, base: ImageSource, kind: str, view: int, seed: int = 0, flip: bool = True) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown view kind {kind!r}; expected one of {', '.join(KINDS)}")
-        if int(n_views) < 1:
-            raise ValueError(f"n_views must be at least 1, got {n_views}")
-        self.base, self.kind, self.n_views, self.seed, self.flip = base, kind, int(n_views), int(seed), bool(flip)
-        self.name = f"{base.name}~{kind}"
-        n = len(base)
-        base_ids = base.ids
-        self._ids = [f"{base_ids[p % n]}#{kind}{p // n}" for p in range(self.n_views * n)]
-        labels = base.labels
-        self._labels = None if labels is None else np.tile(np.asarray(labels, dtype=np.int64), self.n_views)
+        if int(view) < 0:
+            raise ValueError(f"view must be >= 0, got {view}")
+        self.base, self.kind, self.view, self.seed, self.flip = base, kind, int(view), int(seed), bool(flip)
+        self.name = f"{base.name}~{kind}{self.view}"
+        self._ids = [f"{item_id}#{kind}{self.view}" for item_id in base.ids]
+        self._labels = base.labels
         self._class_names = base.class_names
 
     def load(self, index: int) -> Image.Image:
-        n = len(self.base)
-        view, item = divmod(int(index), n)
-        seed = view_generator_seed(self.seed, self.kind, view, item)
-        return augment_image(self.base.load(item), self.kind, seed, flip=self.flip)
+        seed = view_generator_seed(self.seed, self.kind, self.view, int(index))
+        return augment_image(self.base.load(int(index)), self.kind, seed, flip=self.flip)
 
     def describe(self) -> dict[str, Any]:
         described = {
@@ -85,7 +80,7 @@ class AugmentedViewSource(ImageSource):
             "format": VIEWS_FORMAT,
             "base": self.base.describe(),
             "kind": self.kind,
-            "n_views": self.n_views,
+            "view": self.view,
             "seed": self.seed,
             "flip": self.flip,
         }
@@ -135,20 +130,24 @@ def build_views(
 ) -> CachedViews:
     """Embed (or reuse, or finish a killed build of) the cached views of ``source`` in ``root``;
     returns their ``view`` features aligned with ``source``'s positions."""
+    if int(n_weak) < 1 or int(n_strong) < 1:
+        raise ValueError(f"need at least one weak and one strong view, got {n_weak} and {n_strong}")
     arrays = {}
-    for kind, n_views in (("weak", n_weak), ("strong", n_strong)):
-        views_source = AugmentedViewSource(source, kind, n_views, seed=seed, flip=flip)
-        directory = Path(root) / kind
-        build_store(
-            views_source,
-            encoder,
-            directory,
-            shard_size=shard_size,
-            dtype=dtype,
-            on_progress=on_progress,
-            on_shard_done=on_shard_done,
-        )
-        arrays[kind] = load_views(directory, len(source), n_views, view)
+    for kind, n_views in (("weak", int(n_weak)), ("strong", int(n_strong))):
+        banks = []
+        for v in range(n_views):
+            directory = Path(root) / kind / str(v)
+            build_store(
+                AugmentedViewSource(source, kind, v, seed=seed, flip=flip),
+                encoder,
+                directory,
+                shard_size=shard_size,
+                dtype=dtype,
+                on_progress=on_progress,
+                on_shard_done=on_shard_done,
+            )
+            banks.append(load_views(directory, len(source), view))
+        arrays[kind] = np.stack(banks)
     return CachedViews(weak=arrays["weak"], strong=arrays["strong"])
 
 
@@ -156,8 +155,6 @@ def views_directory(
     root: str | os.PathLike[str],
     pixels: np.ndarray,
     encoder: Encoder,
-    n_weak: int,
-    n_strong: int,
     seed: int,
     flip: bool,
 ) -> Path:
@@ -171,7 +168,7 @@ def views_directory(
             "pixels": hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
             "shape": list(np.shape(pixels)),
             "encoder": encoder_identity(encoder.config()),
-            "views": [int(n_weak), int(n_strong), int(seed), bool(flip)],
+            "views": [int(seed), bool(flip)],
         },
         sort_keys=True,
         default=str,
@@ -179,8 +176,8 @@ def views_directory(
     return Path(root) / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def load_views(directory: str | os.PathLike[str], n: int, n_views: int, view: str = "visual") -> np.ndarray:
-    """``[n_views, n, d]`` float32 features of a complete view store of ``n`` images."""
+def load_views(directory: str | os.PathLike[str], n: int, view: str = "visual") -> np.ndarray:
+    """``[n, d]`` float32 features of a complete view store of ``n`` images."""
     store = FeatureStore(directory)
     if not store.complete:
         raise StoreError(f"{directory}: the view store is not complete; build it again to resume")
@@ -188,6 +185,6 @@ def load_views(directory: str | os.PathLike[str], n: int, n_views: int, view: st
         first = store.skipped[0]
         raise StoreError(f"{directory}: {len(store.skipped)} views failed to decode, e.g. {first.item_id}")
     features = store.load(view)
-    if len(features) != n * n_views:
-        raise StoreError(f"{directory}: {len(features)} views, expected {n_views} x {n}")
-    return features.reshape(n_views, n, -1)
+    if len(features) != n:
+        raise StoreError(f"{directory}: {len(features)} views, expected {n}")
+    return features
