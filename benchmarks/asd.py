@@ -88,14 +88,14 @@ def main() -> None:
     )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "asd.json"))
     parser.add_argument("--datasets", nargs="*", default=["fashion-mnist"], help="frozen rows: fashion-mnist emoji")
-    parser.add_argument("--n-weak", type=int, default=4, help="frozen rows: cached weak views per image")
-    parser.add_argument("--n-strong", type=int, default=4, help="frozen rows: cached strong views per image")
+    parser.add_argument("--n-weak", type=int, default=2, help="frozen rows: cached weak views per image")
+    parser.add_argument("--n-strong", type=int, default=2, help="frozen rows: cached strong views per image")
     parser.add_argument("--frozen-instance-steps", type=int, default=300)
     parser.add_argument("--frozen-ssl-steps", type=int, default=300)
     parser.add_argument("--frozen-batch-size", type=int, default=64)
     parser.add_argument("--frozen-mu", type=int, default=7)
     parser.add_argument("--frozen-lr", type=float, default=0.03)
-    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--hidden", type=int, default=0)
     parser.add_argument("--threshold", type=float, default=0.95)
     parser.add_argument("--rounds", type=int, nargs="*", default=[1])
     args = parser.parse_args()
@@ -250,8 +250,15 @@ def _frozen_rows(args: argparse.Namespace) -> None:
     for dataset in args.datasets:
         data, views_wall = prepare(dataset, args.n_train, args.n_weak, args.n_strong, args.threads)
         ran = methods if dataset == "emoji" else [m for m in methods if m != "kmeans-offline"]
-        records[:] = [r for r in records if not (r["method"] in ran and r.get("dataset", DATASET) == dataset)]
+        records[:] = [r for r in records if not _replaced(r, ran, dataset, args.rounds)]
         run(dataset, data, ran, args.seeds, settings, _adder(records, args, views_wall))
+
+
+def _replaced(record: dict[str, Any], ran: list[str], dataset: str, rounds: list[int]) -> bool:
+    """Whether this run replaces ``record`` (asd-frozen records of other ``rounds`` are kept)."""
+    if record["method"] not in ran or record.get("dataset", DATASET) != dataset:
+        return False
+    return record["method"] != "asd-frozen" or record.get("rounds") in rounds
 
 
 def _adder(records: list[dict[str, Any]], args: argparse.Namespace, views_wall: float) -> Any:

@@ -34,7 +34,7 @@ class FeatureHead(nn.Module):
     features standardised per dimension by the training features' mean and std (buffers, so a
     saved head carries them)."""
 
-    def __init__(self, in_dim: int, num_classes: int, hidden: int = 512) -> None:
+    def __init__(self, in_dim: int, num_classes: int, hidden: int = 0) -> None:
         super().__init__()
         self.mean: torch.Tensor
         self.std: torch.Tensor
@@ -61,7 +61,9 @@ class FeatureHead(nn.Module):
 class HeadConfig:
     num_classes: int
     total_steps: int = 1000
-    hidden: int = 512
+    # A linear head by default: with 10 true labels per class on Fashion-MNIST (offline visual
+    # features, 300 steps) it reached 0.72 train-subset accuracy, a 512-unit MLP 0.47.
+    hidden: int = 0
     batch_size: int = 64
     mu: int = 7
     lr: float = 0.03

@@ -10,6 +10,7 @@ import numpy as np
 
 from semclust.methods.asd.backbones import PixelBackbone, classify_pixels
 from semclust.methods.asd.budget import coverage_probability, default_mu, default_n_labelled
+from semclust.methods.asd.checks import check_params, check_saved_values
 from semclust.methods.asd.frozen import (
     BACKBONES,
     FrozenBackbone,
@@ -18,16 +19,10 @@ from semclust.methods.asd.frozen import (
     predict_frozen,
     set_frozen_fit,
 )
-from semclust.methods.asd.instance import StageTicks, run_instance_stage
-from semclust.methods.asd.samplers import SAMPLERS, make_sampler
-from semclust.methods.asd.saving import check_saved_values
+from semclust.methods.asd.instance import StageTicks
+from semclust.methods.asd.rounds import sample_and_group
 from semclust.methods.asd.similarity import (
-    GROUPINGS,
-    SIMILARITIES,
-    align_groups,
     confident_members,
-    feature_similarity,
-    group_instances,
 )
 from semclust.methods.asd.state import Grouping, RunCheckpoint
 from semclust.methods.base import BaseClusterer, NotFittedError, check_is_fitted
@@ -41,9 +36,10 @@ class ASD(BaseClusterer):
     ``images`` uint8 ``[n,H,W]`` or ``[n,H,W,3]``, every stage a network trained on the pixels.
     ``backbone="frozen"``: ``fit(images_or_features, features=F, views=V, encoder=E)`` with an
     encoder's features ``F`` ``[n, d]`` and their cached augmented views ``V``
-    (:func:`semclust.ssl.views.build_views`): every stage is a small head (``hidden`` units,
-    :mod:`semclust.ssl.feature_head`) over the frozen features; ``predict`` takes feature rows,
-    or uint8 images that it embeds with ``E`` (a saved model rebuilds it from its config).
+    (:func:`semclust.ssl.views.build_views`): every stage is a linear head (``hidden=0``; else
+    an MLP with ``hidden`` units; :mod:`semclust.ssl.feature_head`) over the frozen features;
+    ``predict`` takes feature rows, or uint8 images that it embeds with ``E`` (a saved model
+    rebuilds it from its config).
     ``backbone="auto"`` (default) is frozen when ``views`` are given, scratch otherwise.
     ``features`` (``[n, d]``) also feed the prototype sampler; ``y`` only measures the purity of the
     sampled images' cluster labels (never used for training). Learned: ``labels_``,
@@ -104,7 +100,7 @@ class ASD(BaseClusterer):
         device: str = "cpu",
         random_state: int = 0,
         backbone: str = "auto",
-        hidden: int = 512,
+        hidden: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
         self.n_labelled = n_labelled
@@ -135,32 +131,7 @@ class ASD(BaseClusterer):
 
     # -------------------------------------------------------------- helpers
     def _check(self, n: int) -> None:
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {', '.join(SAMPLERS)}")
-        if self.grouping not in GROUPINGS:
-            raise ValueError(f"unknown grouping {self.grouping!r}; expected one of {', '.join(GROUPINGS)}")
-        if not isinstance(self.keep_confident, (int, float)) or not 0.0 < float(self.keep_confident) <= 1.0:
-            raise ValueError(f"keep_confident must be in (0, 1], got {self.keep_confident!r}")
-        if self.similarity not in SIMILARITIES:
-            raise ValueError(f"unknown similarity {self.similarity!r}; expected one of {', '.join(SIMILARITIES)}")
-        if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 2:
-            raise ValueError(f"n_clusters must be an integer of at least 2, got {self.n_clusters!r}")
-        if not 0.0 < float(self.transition_window) <= 1.0:
-            raise ValueError(f"transition_window must be in (0, 1], got {self.transition_window}")
-        positive = ("instance_steps", "ssl_steps", "record_every", "rounds", "batch_size", "mu", "max_tracked")
-        for name in (*positive, "checkpoint_every"):
-            if name == "mu" and self.mu is None:
-                continue
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.n_neighbours < 0:
-            raise ValueError(f"n_neighbours must be >= 0, got {self.n_neighbours}")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; expected one of {', '.join(BACKBONES)}")
-        if isinstance(self.hidden, bool) or not isinstance(self.hidden, (int, np.integer)) or self.hidden < 0:
-            raise ValueError(f"hidden must be an integer >= 0, got {self.hidden!r}")
-        if self.co_prediction not in (True, False, "auto"):
-            raise ValueError(f"co_prediction must be true, false or 'auto', got {self.co_prediction!r}")
+        check_params(self)
 
     def _prepare_images(self, images: Any) -> np.ndarray:
         from semclust.ssl.data import resize_uint8
@@ -280,8 +251,8 @@ class ASD(BaseClusterer):
                 grouping, sampler_rng = saved
                 rng.bit_generator.state = sampler_rng
             else:
-                grouping = self._sample_and_group(
-                    backbone, feats, n_l, k, r, seed, rng, sampled, lb_idx_all, stage, mu, progress, checkpoint
+                grouping = sample_and_group(
+                    self, backbone, feats, n_l, k, r, seed, rng, sampled, lb_idx_all, stage, mu, progress, checkpoint
                 )
                 if checkpoint is not None:
                     checkpoint.save_grouping(r, grouping, rng)
@@ -353,73 +324,6 @@ class ASD(BaseClusterer):
             self.classes_covered_ = int(len(np.unique(ys[known])))
             yl = y_arr[self.labelled_indices_]
             self.labelled_purity_ = float(evaluate(yl[yl >= 0], self.labelled_labels_[yl >= 0])["acc"])
-
-    def _sample_and_group(
-        self,
-        backbone: Any,
-        feats: np.ndarray | None,
-        n_l: int,
-        k: int,
-        round_index: int,
-        seed: int,
-        rng: np.random.Generator,
-        sampled: list[np.ndarray],
-        lb_idx_all: list[np.ndarray],
-        previous: Any,
-        mu: dict[str, int],
-        progress: Callable[[str, int], Callable[..., None]] | None,
-        checkpoint: RunCheckpoint | None,
-    ) -> Grouping:
-        """One round's stages 1-4: sample ``n_l`` new images, train the instance stage (unless the
-        similarity is the features'), group; groups are aligned to ``previous`` (the last round's
-        SSL stage) when there is one."""
-        n = len(backbone.x)
-        sampler = make_sampler(self.sampler, int(self.n_neighbours))
-        exclude = sampler.exclusion(sampled, lb_idx_all)
-        chosen, neighbours = sampler.sample(n, n_l, rng, exclude, features=feats, seed=seed)
-        lb_idx = np.concatenate([chosen, neighbours.reshape(-1)])
-        lb_inst = np.concatenate([np.arange(n_l), np.repeat(np.arange(n_l), neighbours.shape[1])])
-        if self.similarity == "features":
-            assert feats is not None  # checked by fit
-            t, c, n_records = np.zeros((n_l, n_l), dtype=np.int64), None, 0
-            s = feature_similarity(feats[chosen])
-        else:
-            description = f"asd round {round_index + 1}: instance stage ({n_l} classes)"
-            tick = progress(description, int(self.instance_steps)) if progress else None
-            steps = int(self.instance_steps)
-            out_dir = checkpoint.stage_dir(round_index, "instance") if checkpoint is not None else None
-            result = run_instance_stage(
-                backbone.stage(n_l, steps, seed, mu["instance"], out_dir),
-                n,
-                lb_idx,
-                lb_inst,
-                n_l,
-                steps=steps,
-                seed=seed,
-                record_every=int(self.record_every),
-                transition_window=float(self.transition_window),
-                max_tracked=int(self.max_tracked),
-                co_prediction=self.co_prediction,
-                ticks=StageTicks(tick, steps),
-                checkpoint=checkpoint,
-                round_index=round_index,
-            )
-            t, s, c, n_records = result.transitions, result.similarity, result.co_predictions, result.n_records
-            if self.similarity == "combined":
-                assert feats is not None
-                s = (s + feature_similarity(feats[chosen])) / 2.0
-        groups = group_instances(s, k, self.grouping, random_state=seed)
-        if previous is not None:
-            groups = align_groups(groups, previous.predict(chosen), k)
-        return Grouping(
-            chosen=np.asarray(chosen, dtype=np.int64),
-            neighbours=np.asarray(neighbours, dtype=np.int64),
-            groups=np.asarray(groups, dtype=np.int64),
-            transitions=np.asarray(t, dtype=np.int64),
-            similarity=np.asarray(s, dtype=np.float64),
-            co_predictions_used=c is not None,
-            n_records=int(n_records),
-        )
 
     def predict(self, X: Any) -> np.ndarray:
         """Cluster of new uint8 images by the EMA model. The images are prepared as in ``fit``
