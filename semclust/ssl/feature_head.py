@@ -31,8 +31,8 @@ EVAL_BATCH = 4096  # feature rows per forward pass when predicting
 
 class FeatureHead(nn.Module):
     """``Linear(d, hidden) -> ReLU -> Linear(hidden, C)`` (``hidden=0``: one linear layer) on
-    features standardised per dimension by the training features' mean and std (buffers, so a
-    saved head carries them)."""
+    features centred by the training features' mean and scaled by their overall spread (buffers,
+    so a saved head carries them)."""
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 0) -> None:
         super().__init__()
@@ -49,9 +49,13 @@ class FeatureHead(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def set_standardisation(self, features: np.ndarray) -> None:
+        """Centre per dimension, scale by one number (the root mean square of the per-dimension
+        standard deviations): a per-dimension scale blew near-constant dimensions of the
+        training features up in augmented views, and FixMatch's loss diverged (digits)."""
         x = torch.from_numpy(np.asarray(features, dtype=np.float32))
         self.mean.copy_(x.mean(dim=0))
-        self.std.copy_(x.std(dim=0).clamp_min(1e-6))
+        scale = float(x.var(dim=0).mean().sqrt()) if len(x) > 1 else 1.0
+        self.std.fill_(max(scale, 1e-6))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
