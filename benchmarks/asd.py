@@ -12,7 +12,11 @@ steps / batch as ASD's SSL stage with the true labels of ``n_l`` train-subset im
 Records are rewritten to ``benchmarks/results/asd.json`` after every run, cheapest first:
 both k-means baselines for all seeds, then asd and fixmatch-truth seed by seed.
 
-Run: ``.venv/bin/python benchmarks/asd.py [--seeds 0 1 2] [--instance-steps 400 --ssl-steps 400]``
+The frozen-backbone rows (``asd-frozen``, ``fixmatch-truth-frozen``, ``scan``, and
+``kmeans-offline`` on emoji groups) come from ``benchmarks/asd_frozen.py``: see its docstring.
+
+Run: ``.venv/bin/python benchmarks/asd.py [--seeds 0 1 2] [--instance-steps 400 --ssl-steps 400]``;
+frozen rows: ``--methods asd-frozen fixmatch-truth-frozen scan --datasets fashion-mnist emoji --append``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from semclust.ssl.trainer import Trainer
 from semclust.workflow import embed
 
 sys.path.insert(0, str(Path(__file__).parent))
+from asd_frozen import FROZEN_METHODS, prepare, run  # noqa: E402
 from common import write_records  # noqa: E402
 
 DATASET = "fashion-mnist"
@@ -82,8 +87,25 @@ def main() -> None:
         help="keep the records already in --out, replacing only those of the methods run now",
     )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "asd.json"))
+    parser.add_argument("--datasets", nargs="*", default=["fashion-mnist"], help="frozen rows: fashion-mnist emoji")
+    parser.add_argument("--n-weak", type=int, default=2, help="frozen rows: cached weak views per image")
+    parser.add_argument("--n-strong", type=int, default=2, help="frozen rows: cached strong views per image")
+    parser.add_argument("--frozen-instance-steps", type=int, default=300)
+    parser.add_argument("--frozen-ssl-steps", type=int, default=300)
+    parser.add_argument("--frozen-batch-size", type=int, default=64)
+    parser.add_argument("--frozen-mu", type=int, default=7)
+    parser.add_argument("--frozen-lr", type=float, default=0.03)
+    parser.add_argument("--hidden", type=int, default=0)
+    parser.add_argument("--threshold", type=float, default=0.95)
+    parser.add_argument("--rounds", type=int, nargs="*", default=[1])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    frozen = [m for m in args.methods if m in FROZEN_METHODS and m != "kmeans-offline"]
+    if frozen:
+        _frozen_rows(args)
+        args.methods = [m for m in args.methods if m not in frozen]
+        if not args.methods or args.datasets == ["emoji"]:
+            return
 
     x_train, y_train = source_arrays(open_source(f"dataset:{DATASET}:train"))
     x_test, y_test = source_arrays(open_source(f"dataset:{DATASET}:test"))
@@ -207,6 +229,48 @@ def main() -> None:
             metrics = evaluate(y_test, pred)
             add("fixmatch-truth", seed, metrics, wall, **common, steps=args.ssl_steps,
                 labels_per_class=n_l // K, top1=float((pred == y_test).mean()))  # fmt: skip
+
+
+def _frozen_rows(args: argparse.Namespace) -> None:
+    records: list[dict[str, Any]] = []
+    if args.append and Path(args.out).exists():
+        records = json.loads(Path(args.out).read_text())
+    methods = [m for m in args.methods if m in FROZEN_METHODS]
+    settings = {
+        "instance_steps": args.frozen_instance_steps,
+        "ssl_steps": args.frozen_ssl_steps,
+        "batch_size": args.frozen_batch_size,
+        "mu": args.frozen_mu,
+        "lr": args.frozen_lr,
+        "hidden": args.hidden,
+        "threshold": args.threshold,
+        "rounds": args.rounds,
+        "threads": args.threads,
+    }
+    for dataset in args.datasets:
+        data, views_wall = prepare(dataset, args.n_train, args.n_weak, args.n_strong, args.threads)
+        ran = methods if dataset == "emoji" else [m for m in methods if m != "kmeans-offline"]
+        records[:] = [r for r in records if not _replaced(r, ran, dataset, args.rounds)]
+        run(dataset, data, ran, args.seeds, settings, _adder(records, args, views_wall))
+
+
+def _replaced(record: dict[str, Any], ran: list[str], dataset: str, rounds: list[int]) -> bool:
+    """Whether this run replaces ``record`` (asd-frozen records of other ``rounds`` are kept)."""
+    if record["method"] not in ran or record.get("dataset", DATASET) != dataset:
+        return False
+    return record["method"] != "asd-frozen" or record.get("rounds") in rounds
+
+
+def _adder(records: list[dict[str, Any]], args: argparse.Namespace, views_wall: float) -> Any:
+    def add(method: str, dataset: str, seed: int, metrics: dict[str, Any], wall: float, **extra: Any) -> None:
+        scores = {k: metrics[k] for k in ("acc", "nmi", "ari")}
+        record = {"method": method, "dataset": dataset, "seed": seed, **scores, "n_test": metrics["n"],
+                  "wall_s": wall, "threads": args.threads, "views_wall_s": views_wall, **extra}  # fmt: skip
+        records.append(record)
+        write_records(args.out, records)
+        print(method, dataset, seed, {k: round(v, 4) for k, v in scores.items()}, f"{wall:.1f}s", flush=True)
+
+    return add
 
 
 if __name__ == "__main__":

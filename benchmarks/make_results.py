@@ -207,38 +207,55 @@ def asd_section(records: list[dict]) -> list[str]:
     lines = [
         "## ASD: clustering by cold-starting FixMatch (`benchmarks/asd.py`)",
         "",
-        "Fashion-MNIST: learning on (a subset of) train, scoring on test. Settings per record are in "
-        "`benchmarks/results/asd.json`; `kmeans-offline` is fitted on the test features themselves. "
-        "`asd` groups its sampled images by class transitions (the paper); `asd-features` by the offline "
-        "encoder's visual features (no instance stage; an encoder-assisted variant); `asd-combined` by "
-        "both averaged; `asd-features-confident` gives FixMatch only the more confidently grouped half of "
-        "each group (`keep_confident` 0.5). **purity** = accuracy of the sampled images' cluster labels "
-        "against their true classes; **FixMatch's labels** = the same over the images FixMatch is actually "
-        "given, and how many; `fixmatch-truth` is the same FixMatch given the true labels of as many images "
-        "(purity 1).",
+        "Fashion-MNIST: learning on (a subset of) train, scoring on test; emoji groups: learning and scoring "
+        "on all 1,870 emoji (transductive). Settings per record are in `benchmarks/results/asd.json`; "
+        "`kmeans-offline` and `scan` are fitted on the scored images' offline visual features. "
+        "`asd` groups its sampled images by class transitions (the paper) of a CNN trained from scratch on "
+        "the pixels; `asd-features` by the offline encoder's visual features (no instance stage; an "
+        "encoder-assisted variant); `asd-combined` by both averaged; `asd-features-confident` gives FixMatch "
+        "only the more confidently grouped half of each group (`keep_confident` 0.5). `asd-frozen` is the "
+        "paper's method (transitions, grouping, FixMatch) with every stage a small head on the frozen "
+        "offline encoder's visual features, fed by cached augmented views; `fixmatch-truth-frozen` is the "
+        "same head and SSL stage given the true labels of as many images. **purity** = accuracy of the "
+        "sampled images' cluster labels against their true classes; **FixMatch's labels** = the same over "
+        "the images FixMatch is actually given, and how many; `fixmatch-truth*` have purity 1.",
         "",
-        "| method | seeds | ACC | NMI | ARI | purity | FixMatch's labels: purity (n) | wall s (mean) | settings |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    per_seed = {"pseudo_label_purity", "train_acc", "classes_covered", "top1", "labelled_purity", "n_labelled_used"}
-    skip = {"method", "dataset", "seed", "acc", "nmi", "ari", "wall_s", "n", "k"} | per_seed
-    for method in dict.fromkeys(r["method"] for r in records):
-        rows = [r for r in records if r["method"] == method]
-        cells = [mean_std([r[m] for r in rows]) for m in ("acc", "nmi", "ari")]
-        purities = [r["pseudo_label_purity"] for r in rows if r.get("pseudo_label_purity") is not None]
-        purity = mean_std(purities) if purities else "-"
-        used = [r for r in rows if r.get("labelled_purity") is not None]
-        fixmatch_labels = (
-            f"{np.mean([r['labelled_purity'] for r in used]):.3f} ({np.mean([r['n_labelled_used'] for r in used]):.0f})"
-            if used
-            else "-"
-        )
-        settings = {k: v for k, v in rows[0].items() if k not in skip and not isinstance(v, (list, dict))}
-        wall = np.mean([r["wall_s"] for r in rows])
-        lines.append(
-            f"| {method} | {len(rows)} | {' | '.join(cells)} | {purity} | {fixmatch_labels} | {wall:.1f} | {settings} |"
-        )
-    return lines + [""]
+    per_seed = {
+        "pseudo_label_purity", "train_acc", "classes_covered", "top1", "labelled_purity", "n_labelled_used",
+        "transitions_counted", "co_predictions_used", "views_wall_s", "coverage_probability",
+    }  # fmt: skip
+    skip = {"method", "dataset", "seed", "acc", "nmi", "ari", "wall_s", "n", "k", "rounds"} | per_seed
+    for dataset in dict.fromkeys(r.get("dataset", "fashion-mnist") for r in records):
+        rows_d = [r for r in records if r.get("dataset", "fashion-mnist") == dataset]
+        lines += [
+            f"### {dataset}",
+            "",
+            "| method | seeds | ACC | NMI | ARI | purity | FixMatch's labels: purity (n) | wall s (mean) | settings |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        keys = dict.fromkeys((r["method"], r.get("rounds")) for r in rows_d)
+        for method, rounds in keys:
+            rows = [r for r in rows_d if r["method"] == method and r.get("rounds") == rounds]
+            cells = [mean_std([r[m] for r in rows]) for m in ("acc", "nmi", "ari")]
+            purities = [r["pseudo_label_purity"] for r in rows if r.get("pseudo_label_purity") is not None]
+            purity = mean_std(purities) if purities else "-"
+            used = [r for r in rows if r.get("labelled_purity") is not None]
+            fixmatch_labels = (
+                f"{np.mean([r['labelled_purity'] for r in used]):.3f} "
+                f"({np.mean([r['n_labelled_used'] for r in used]):.0f})"
+                if used
+                else "-"
+            )
+            settings = {k: v for k, v in rows[0].items() if k not in skip and not isinstance(v, (list, dict))}
+            wall = np.mean([r["wall_s"] for r in rows])
+            name = method if rounds is None else f"{method} (rounds {rounds})"
+            lines.append(
+                f"| {name} | {len(rows)} | {' | '.join(cells)} | {purity} | {fixmatch_labels} | {wall:.1f} "
+                f"| {settings} |"
+            )
+        lines.append("")
+    return lines
 
 
 def asd_budget_section(records: list[dict]) -> list[str]:

@@ -101,7 +101,7 @@ def feature_set_from_store(
 
     def images() -> tuple[np.ndarray, list[str]]:
         if "images" not in lazy:
-            from semclust.methods.asd import source_images
+            from semclust.data.pixels import source_images
 
             lazy["images"] = source_images(source, store.ids)
         return lazy["images"]

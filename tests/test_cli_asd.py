@@ -18,7 +18,9 @@ from semclust.data.registry import open_source
 from semclust.methods.registry import FeatureSet, run_method
 
 runner = CliRunner()
-TINY = ["--param", "instance_steps=2", "--param", "ssl_steps=2", "--param", "batch_size=4", "--param", "mu=1"]
+# The paper's backbone (a CNN on the pixels); the frozen default is tested in test_methods_asd_frozen.py.
+TINY = ["--param", "instance_steps=2", "--param", "ssl_steps=2", "--param", "batch_size=4", "--param", "mu=1",
+        "--param", "backbone=scratch"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +81,7 @@ def test_folder_images_are_aligned_with_the_store_and_resized(tmp_path: Path) ->
     expected = np.asarray(source.load(j).convert("RGB").resize((32, 32), Image.BILINEAR))
     np.testing.assert_array_equal(pixels[5], expected)
     result = run_method("asd", features, 3, name_clusters_with_nouns=False, n_labelled=6, instance_steps=2,
-                        ssl_steps=2, batch_size=4, mu=1)  # fmt: skip
+                        ssl_steps=2, batch_size=4, mu=1, backbone="scratch")  # fmt: skip
     assert result.labels.shape == (12,) and result.info["image_shape"] == [32, 32, 3]
     assert result.info["flip"] is True and "pseudo_label_purity" in result.info
     assert workflow.feature_set_from_store(store).images is None
@@ -105,7 +107,7 @@ def test_asd_run_saves_a_model_that_predict_reads(tmp_path: Path, monkeypatch) -
                     *TINY, "--param", "n_labelled=6")  # fmt: skip
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "model" / "model.json").read_text())
-    assert manifest["method"] == "asd" and manifest["inputs"] == {"images": "pixels"}
+    assert manifest["method"] == "asd" and manifest["inputs"] == {"X": "pixels"}
     assert manifest["learned"]["input_shape_"] == [32, 32, 3]  # folders are read at 32 px
 
     def rows(path: Path) -> list[tuple[str, str]]:
@@ -139,7 +141,7 @@ def test_asd_run_saves_a_model_that_predict_reads(tmp_path: Path, monkeypatch) -
 
 # ----------------------------------------------------------------------------- --resume
 RESUME_PARAMS = ["n_labelled=6", "instance_steps=8", "ssl_steps=6", "record_every=1", "transition_window=0.75",
-                 "batch_size=4", "mu=1", "checkpoint_every=2"]  # fmt: skip
+                 "batch_size=4", "mu=1", "checkpoint_every=2", "backbone=scratch"]  # fmt: skip
 
 
 def _asd_cluster_args(folder: Path, out: Path) -> list[str]:

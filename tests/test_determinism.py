@@ -35,6 +35,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "batch_size": 4,
         "mu": 2,
         "flip": False,
+        "backbone": "scratch",
     },
 }
 

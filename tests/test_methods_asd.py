@@ -257,7 +257,7 @@ def test_saved_asd_model_predicts_like_the_fitted_one(tmp_path):
 
     x, y = _bands()
     est, loaded = _saved_asd(tmp_path, x, y)
-    assert type(loaded.estimator) is ASD and loaded.method == "asd" and loaded.inputs == {"images": "pixels"}
+    assert type(loaded.estimator) is ASD and loaded.method == "asd" and loaded.inputs == {"X": "pixels"}
     assert loaded.estimator.get_params() == est.get_params()
     np.testing.assert_array_equal(est.predict(x), est.labels_)  # predict reproduces the run's labels
     np.testing.assert_array_equal(loaded.estimator.predict(x), est.labels_)
@@ -303,7 +303,7 @@ def test_saved_asd_model_refuses_a_changed_manifest_or_weights(tmp_path):
     manifest["learned"]["mean_"] = json.loads(text)["learned"]["mean_"]
     manifest["params"]["network"] = "wrn-28-2"  # tensors no longer fit the named network
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match=r"model\.json.*ASD network"):
+    with pytest.raises(ValueError, match=r"model\.json.*ASD\.model_"):
         load_model(tmp_path / "model")
     manifest_path.write_text(text)
     weights.write_bytes(blob[: len(blob) // 2])

@@ -101,6 +101,12 @@ def _template(
     out: str = typer.Option(..., "--out", help="Directory for metrics.json, log.json, run.json, model/, checkpoint/"),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint"),
     force: bool = typer.Option(False, help="Discard a previous run in --out and start over"),
+    backbone: str = typer.Option(
+        "scratch", "--backbone",
+        help="scratch (train --network on the pixels) or frozen (a head on the offline encoder's visual features, "
+        "fed by cached augmented views; with --labels-per-class; unlabelled: a seeded --max-unlabelled subset, "
+        "default 10000)",
+    ),  # fmt: skip
 ) -> None:
     """Template holding every ssl option; each command exposes the subset it uses."""
 
@@ -112,7 +118,7 @@ _COMMON = (
     "max_unlabelled", "out", "resume", "force",
 )  # fmt: skip
 _OWN = {
-    "fixmatch": ("labels_per_class",),
+    "fixmatch": ("labels_per_class", "backbone"),
     "fixmatch-la": ("tau",),
     "cpe": ("taus", "predict_expert", "group_split"),
     "metaexpert": ("taus", "fuse_warmup", "freeze_assignment", "fused_losses", "group_split"),
@@ -214,6 +220,9 @@ def _run(method: str, o: dict[str, Any]) -> None:
     from semclust.outputs.run_dir import SSL_RUN, prepare_run_dir, remove_if_empty
     from semclust.ssl.experiment import run_ssl
 
+    if o.get("backbone", "scratch") != "scratch":
+        _run_frozen(o)
+        return
     out_dir = Path(o["out"])
     created = not out_dir.exists()
     try:
@@ -309,3 +318,27 @@ def register(app: typer.Typer) -> None:
     for method in _OWN:
         ssl_app.command(method)(_command(method))
     app.add_typer(ssl_app, name="ssl", help=SSL_HELP)
+
+
+def _run_frozen(o: dict[str, Any]) -> None:
+    """``ssl fixmatch --backbone frozen``: FixMatch as a head on cached views of a balanced split."""
+    from semclust.cli.ssl_frozen import run_frozen_fixmatch
+    from semclust.ssl.experiment import NO_FLIP
+
+    try:
+        if o["backbone"] != "frozen":
+            raise ValueError(f"--backbone must be scratch or frozen, got {o['backbone']!r}")
+        if o.get("labels_per_class") is None or o.get("dataset") is None:
+            raise ValueError("--backbone frozen trains on a balanced split: pass --dataset and --labels-per-class")
+        name = o["dataset"].removeprefix("dataset:").strip().lower()
+        if (Path(o["out"]) / "metrics.json").exists() and not o["force"]:
+            raise ValueError(f"{o['out']} already holds a run (metrics.json); pass --force")
+        run_frozen_fixmatch(
+            dataset=name, labels_per_class=o["labels_per_class"], steps=o["steps"],
+            batch_size=o["batch_size"] or 64, mu=o["mu"] or 7, lr=o["lr"], threshold=o["threshold"],
+            lambda_u=o["lambda_u"], ema=o["ema"], flip=(name not in NO_FLIP) if o["flip"] is None else o["flip"],
+            seed=o["seed"], device=o["device"], data_root=o["data_root"], max_unlabelled=o["max_unlabelled"],
+            out_dir=Path(o["out"]),
+        )  # fmt: skip
+    except USER_ERRORS as err:
+        fail(str(err))

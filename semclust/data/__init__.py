@@ -15,6 +15,7 @@ from semclust.data.digits import DigitsSource
 from semclust.data.fashion_mnist import FASHION_MNIST_CLASSES, FashionMNISTSource
 from semclust.data.folder import DEFAULT_EXTENSIONS, FolderSource
 from semclust.data.idx import read_idx
+from semclust.data.pixels import source_images
 from semclust.data.records import RecordFile, RecordImageSource
 from semclust.data.registry import DATA_ROOT_ENV, list_datasets, open_source
 from semclust.data.stl10 import STL10Source
@@ -43,4 +44,5 @@ __all__ = [
     "list_datasets",
     "open_source",
     "read_idx",
+    "source_images",
 ]

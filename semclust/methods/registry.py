@@ -26,7 +26,7 @@ METHOD_MODULES = (
     "semclust.methods.laic_notrain",
     "semclust.methods.laic",
     "semclust.methods.scan",
-    "semclust.methods.asd_spec",
+    "semclust.methods.asd.run",
 )
 
 

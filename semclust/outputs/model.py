@@ -7,7 +7,7 @@
 * ``model.json``: format version, method, estimator class, ``get_params()``, the JSON-able
   learned values ``predict`` needs, the name/dtype/shape of every tensor, the SHA-256 of
   ``model.safetensors``, ``inputs`` (which feature-store view feeds each ``predict``
-  argument, e.g. ``{"X": "joint", "image_features": "visual"}``, or ``{"images": "pixels"}``
+  argument, e.g. ``{"X": "joint", "image_features": "visual"}``, or ``{"X": "pixels"}``
   for asd, whose network reads the images themselves), the encoder config (rebuilt
   with :func:`semclust.encoders.registry.encoder_from_config`), K, the cluster names and the
   semclust version. It is written last, so its presence marks a complete model.
@@ -33,6 +33,7 @@ from PIL import Image
 from semclust.atomic import atomic_write, write_json
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
 from semclust.data.files import image_source
+from semclust.data.pixels import image_pixels
 from semclust.methods.spec import PIXELS, VIEWS
 from semclust.outputs.prediction import Prediction, SSLRunModel, build_prediction, count
 
@@ -70,7 +71,7 @@ def _check_inputs(method: str, inputs: Any, where: str) -> dict[str, str]:
     for arg, view in inputs.items():
         if arg not in allowed:
             raise ValueError(f"{where}: {method} predict has no argument {arg!r} (has {', '.join(allowed)})")
-        kinds = (PIXELS,) if arg == "images" else VIEWS
+        kinds = (*VIEWS, PIXELS)
         if view not in kinds:
             raise ValueError(f"{where}: unknown view {view!r} for {arg!r}; expected one of {', '.join(kinds)}")
     return {str(k): str(v) for k, v in inputs.items()}
@@ -292,7 +293,7 @@ class LoadedModel:
         """Assign images by a model that classifies pixels (asd).
 
         The images are brought to the shape the run's images had when the estimator was fitted
-        (``estimator.input_shape_``) the way the run read them (``methods.asd.source_images``):
+        (``estimator.input_shape_``) the way the run read them (``data.pixels.source_images``):
         decoded, converted to grey (``L``) or RGB, bilinearly resized; rows of an array-backed
         source of that shape are taken as they are. The estimator's ``predict`` then prepares
         them exactly as ``fit`` did, so every training image gets its training cluster back.
@@ -320,7 +321,7 @@ class LoadedModel:
             batch: list[np.ndarray] = []
             for i in range(lo, hi):
                 try:
-                    batch.append(_pixels(source.load(i), shape))
+                    batch.append(image_pixels(source.load(i), shape))
                     kept.append(ids[i])
                 except ImageDecodeError as err:
                     skipped.append(SkippedItem(err.item_id, err.reason))
@@ -333,21 +334,6 @@ class LoadedModel:
 
 
 _PIXEL_CHUNK = 2048
-_MODES = {2: "L", 1: "L", 3: "RGB", 4: "RGBA"}
-
-
-def _pixels(image: Image.Image, shape: tuple[int, ...]) -> np.ndarray:
-    """uint8 pixels of ``image`` in ``shape`` (``(H, W)`` grey or ``(H, W, C)``), read as
-    :func:`semclust.methods.asd.source_images` reads a folder: convert, bilinear resize."""
-    channels = shape[2] if len(shape) == 3 else 2
-    if channels not in _MODES:
-        raise ValueError(f"cannot bring images to shape {list(shape)}")
-    height, width = shape[0], shape[1]
-    resized = image.convert(_MODES[channels]).resize((width, height), Image.Resampling.BILINEAR)
-    pixels = np.asarray(resized, dtype=np.uint8)
-    return pixels[..., None] if channels == 1 else pixels
-
-
 def _embed(encoder: Any, images: list[Image.Image], needed: list[str]) -> dict[str, np.ndarray]:
     """The views ``needed``; the offline encoder's visual view alone skips its text bridge
     (whose 1000 class texts cost tens of seconds on a CPU the first time)."""
@@ -391,8 +377,9 @@ def load_model(model_dir: str | os.PathLike[str]) -> LoadedModel:
         if not (isinstance(params, dict) and isinstance(learned, dict) and isinstance(tensors, dict)):
             raise ValueError("params, learned and tensors must be objects")
         inputs = manifest["inputs"]
-        if isinstance(inputs, dict) and "image_feats" in inputs:  # saved before the rename to image_features
-            inputs = {("image_features" if k == "image_feats" else k): v for k, v in inputs.items()}
+        renamed = {"image_feats": "image_features", "images": "X"}  # argument names of older saved models
+        if isinstance(inputs, dict):
+            inputs = {renamed.get(k, k): v for k, v in inputs.items()}
         inputs = _check_inputs(method, inputs, "inputs")
         n_clusters = manifest["n_clusters"]
         if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
+from semclust.data.pixels import image_pixels as read_pixels
 
 DEFAULT_FOLDER_IMAGE_SIZE = 32
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
@@ -26,9 +27,7 @@ GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 def image_pixels(image: Image.Image, size: int, channels: int) -> np.ndarray:
     """uint8 ``[size, size]`` (``channels == 1``) or ``[size, size, 3]`` pixels of ``image``."""
-    mode = "L" if channels == 1 else "RGB"
-    resized = image.convert(mode).resize((int(size), int(size)), Image.Resampling.BILINEAR)
-    return np.asarray(resized, dtype=np.uint8)
+    return read_pixels(image, (size, size) if channels == 1 else (size, size, 3))
 
 
 def is_grey(image: Image.Image) -> bool:
