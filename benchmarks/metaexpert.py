@@ -54,7 +54,8 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
     method = job.pop("method")
     label = job.pop("label")
     la_tau = job.get("tau", 2.0) if method == "fixmatch-la" else None
-    run = run_longtail(method, dataset="fashion-mnist", **job)
+    settings = {("random_state" if k == "seed" else k): v for k, v in job.items()}  # records say "seed"
+    run = run_longtail(method, dataset="fashion-mnist", **settings)
     return {**run.record, "method": label, "la_tau": la_tau, "threads": torch.get_num_threads(),
             "ema_warmup": job["ema_warmup"], "lr_schedule": job.get("lr_schedule", "constant")}  # fmt: skip
 

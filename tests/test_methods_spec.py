@@ -205,3 +205,17 @@ def test_every_public_estimator_clones(name: str) -> None:
     estimator = getattr(semclust, name)()
     copy = clone(estimator)
     assert type(copy) is type(estimator) and copy.get_params() == estimator.get_params()
+
+
+def test_ssl_run_functions_take_random_state_and_warn_on_seed() -> None:
+    import inspect
+
+    from semclust.ssl.experiment import run_longtail, run_ssl
+    from semclust.ssl.run_data import balanced_data, longtail_data
+
+    for function in (run_ssl, run_longtail, balanced_data, longtail_data):
+        parameters = inspect.signature(function).parameters
+        assert "random_state" in parameters and "seed" not in parameters, function.__name__
+    with pytest.warns(DeprecationWarning, match="seed= is now random_state="):
+        data = balanced_data("digits", 2, seed=3)
+    assert np.array_equal(data.x_lb, balanced_data("digits", 2, random_state=3).x_lb)

@@ -186,8 +186,9 @@ def _data(kind: str, o: dict[str, Any]) -> Any:
     if kind == "folder":
         return folder_data(o["labelled"], o["unlabelled"], o["test"], **common)
     if kind == "balanced":
-        return balanced_data(o["dataset"], o["labels_per_class"], seed=o["seed"], **common)
-    return longtail_data(o["dataset"], o["n1"], o["m1"], o["gamma_l"], o["gamma_u"], o["class_order"], seed=o["seed"],
+        return balanced_data(o["dataset"], o["labels_per_class"], random_state=o["seed"], **common)
+    return longtail_data(o["dataset"], o["n1"], o["m1"], o["gamma_l"], o["gamma_u"], o["class_order"],
+                         random_state=o["seed"],
                          unlabelled_split=o["unlabelled_split"], max_unlabelled=o["max_unlabelled"],
                          **common)  # fmt: skip
 
@@ -248,7 +249,7 @@ def _run(method: str, o: dict[str, Any]) -> None:
                     bar[0](step - seen[0], f"loss {logs['loss']:.3f} mask {logs['mask_ratio']:.2f}")
                     seen[0] = step
 
-                training = {k: o[k] for k in _TRAINING}
+                training = {("random_state" if k == "seed" else k): o[k] for k in _TRAINING}
                 run = run_ssl(method, data, **training, **hyper, lr_schedule=schedule, out_dir=out_dir,
                               progress=on_step, on_start=on_start)  # fmt: skip
         except USER_ERRORS as err:

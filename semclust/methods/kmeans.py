@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from semclust.deprecated import renamed
 from semclust.methods.base import BaseClusterer, check_n_clusters
-from semclust.methods.deprecated import renamed
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec, view_input
 from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
 

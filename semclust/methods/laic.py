@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from semclust.deprecated import renamed_keywords
 from semclust.distributed import (
     DistContext,
     barrier,
@@ -60,7 +61,6 @@ from semclust.distributed import (
     wrap_ddp,
 )
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
-from semclust.methods.deprecated import renamed_keywords
 from semclust.methods.laic_notrain import (
     LAIC_KMEANS_ITER,
     LAICNoTrain,

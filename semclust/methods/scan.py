@@ -62,8 +62,8 @@ import torch
 from numpy.typing import ArrayLike
 from torch import nn
 
+from semclust.deprecated import renamed
 from semclust.methods.base import BaseClusterer, check_is_fitted, check_n_clusters
-from semclust.methods.deprecated import renamed
 from semclust.methods.heads import head_logits, make_scan_head, softmax_rows
 from semclust.methods.losses import scan_loss, selection_loss, self_label_loss
 from semclust.methods.naming import text_space_centroids

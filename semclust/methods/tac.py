@@ -29,8 +29,8 @@ import torch
 from numpy.typing import ArrayLike
 from torch import nn
 
+from semclust.deprecated import renamed_keywords
 from semclust.methods.base import BaseClusterer, check_n_clusters
-from semclust.methods.deprecated import renamed_keywords
 from semclust.methods.losses import EPS, cluster_entropy
 from semclust.methods.naming import text_space_centroids
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from semclust.deprecated import renamed_keywords
 from semclust.methods.base import BaseClusterer, check_n_clusters
-from semclust.methods.deprecated import renamed_keywords
 from semclust.methods.naming import name_clusters, text_space_centroids
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec
 from semclust.ops.features import as_feature_matrix, l2_normalize

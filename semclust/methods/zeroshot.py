@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from semclust.deprecated import renamed
 from semclust.methods.base import BaseClusterer
-from semclust.methods.deprecated import renamed
 from semclust.methods.spec import FeatureSet, MethodResult, MethodSpec
 from semclust.ops.features import as_feature_matrix, l2_normalize
 from semclust.ops.kmeans import assign_to_centers

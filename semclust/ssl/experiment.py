@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from semclust.deprecated import renamed_keywords
 from semclust.ssl.run_data import (  # noqa: F401 - the data builders, importable from here as before
     DEFAULT_BATCH,
     DEFAULT_IMAGE_SIZE,
@@ -113,6 +114,7 @@ def algorithm_hyperparams(
     return hyper
 
 
+@renamed_keywords({"seed": "random_state"})
 def run_ssl(
     method: str,
     data: SSLData,
@@ -128,7 +130,7 @@ def run_ssl(
     flip: bool | None = None,
     eval_every: int | None = None,
     checkpoint_every: int | None = None,
-    seed: int = 0,
+    random_state: int = 0,
     device: str = "cpu",
     amp: bool = False,
     group_split: str = "reference",
@@ -148,6 +150,7 @@ def run_ssl(
     from (``"resumed_from": {"step": n}``). ``on_start`` receives a one-line summary before
     training starts.
     """
+    seed = random_state  # the CLI's --seed
     from semclust.atomic import write_json
     from semclust.distributed import is_main_process
     from semclust.ssl.longtail import GROUP_NAMES, class_groups, group_accuracies
@@ -221,6 +224,7 @@ def run_ssl(
     return SSLRun(record=record, run_info=run_info, trainer=trainer, data=data)
 
 
+@renamed_keywords({"seed": "random_state"})
 def run_longtail(
     method: str,
     *,
@@ -234,7 +238,7 @@ def run_longtail(
     data_root: str | None = None,
     unlabelled_split: str | None = None,
     max_unlabelled: int | None = None,
-    seed: int = 0,
+    random_state: int = 0,
     mu: int = 2,
     lr_schedule: str = "constant",
     predict_expert: int = 1,
@@ -251,12 +255,13 @@ def run_longtail(
     and SVHN); ``"cosine"`` is FixMatch's decay. ``group_split`` sizes head/medium/tail
     (``"reference"`` 2/2/6, ``"thirds"`` 3/3/4). The other ``options`` are :func:`run_ssl`'s.
     """
+    seed = random_state  # the CLI's --seed
     method = method.strip().lower()
     if method not in LT_METHODS:
         raise ValueError(f"unknown long-tailed method {method!r}; valid: {', '.join(LT_METHODS)}")
-    data = longtail_data(dataset, n1, m1, gamma_l, gamma_u, class_order, seed=seed, data_root=data_root,
+    data = longtail_data(dataset, n1, m1, gamma_l, gamma_u, class_order, random_state=seed, data_root=data_root,
                          image_size=image_size, unlabelled_split=unlabelled_split,
                          max_unlabelled=max_unlabelled)  # fmt: skip
     if method == "cpe":
         options["predict_expert"] = predict_expert
-    return run_ssl(method, data, seed=seed, mu=mu, lr_schedule=lr_schedule, **options)
+    return run_ssl(method, data, random_state=seed, mu=mu, lr_schedule=lr_schedule, **options)

@@ -12,6 +12,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from semclust.deprecated import renamed_keywords
+
 # Per-dataset defaults: digits (8x8) is upsampled to 16 px and never flipped (a mirrored digit is
 # another symbol); digits also uses a smaller labelled batch so a default run takes minutes on CPU.
 # "folder" is a user's own images (--labelled).
@@ -108,11 +110,18 @@ def _shape(x: np.ndarray) -> list[int]:
     return [int(x.shape[1]), int(x.shape[2])]
 
 
+@renamed_keywords({"seed": "random_state"})
 def balanced_data(
-    dataset: str, labels_per_class: int, *, seed: int = 0, data_root: str | None = None, image_size: int | None = None
+    dataset: str,
+    labels_per_class: int,
+    *,
+    random_state: int = 0,
+    data_root: str | None = None,
+    image_size: int | None = None,
 ) -> SSLData:
     """``labels_per_class`` seeded true labels per class of the train split; every train image
     (the labelled ones included, as in FixMatch) is unlabelled data; scored on the test split."""
+    seed = random_state  # the CLI's --seed
     from semclust.ssl.data import labels_per_class_split
 
     if labels_per_class < 1:
@@ -133,6 +142,7 @@ def balanced_data(
     )  # fmt: skip
 
 
+@renamed_keywords({"seed": "random_state"})
 def longtail_data(
     dataset: str,
     n1: int,
@@ -141,13 +151,14 @@ def longtail_data(
     gamma_u: float | None = None,
     class_order: Any = "random",
     *,
-    seed: int = 0,
+    random_state: int = 0,
     data_root: str | None = None,
     image_size: int | None = None,
     unlabelled_split: str | None = None,
     max_unlabelled: int | None = None,
 ) -> SSLData:
     """A seeded long-tailed split of the train split (see :func:`run_longtail`)."""
+    seed = random_state  # the CLI's --seed
     from semclust.ssl.data import resize_uint8
     from semclust.ssl.longtail import make_longtail_split
 
