@@ -172,3 +172,32 @@ def test_run_asd_defaults_to_frozen_and_its_saved_model_predicts_new_images(tmp_
     ids, labels, skipped = loaded.predict_images(ArraySource(images))
     np.testing.assert_array_equal(labels, result.labels)  # the training images keep their clusters
     assert not skipped and len(ids) == len(images)
+
+
+def test_a_killed_frozen_fit_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
+    x, views, y = _blobs()
+    params = dict(n_labelled=12, rounds=2, random_state=0, **HEAD)
+    reference = ASD(3, **params).fit(x, views=views)
+
+    class Killed(Exception):
+        pass
+
+    def progress(description: str, total: int):
+        def tick(n: int = 1, info: str = "") -> None:
+            if description.startswith("asd round 2: fixmatch"):
+                raise Killed(description)
+
+        return tick
+
+    with pytest.raises(Killed):
+        ASD(3, **params).fit(x, views=views, progress=progress, checkpoint_dir=tmp_path)
+    import json
+
+    from semclust.store.checkpoint import STATE_FILE
+
+    saved = json.loads((tmp_path / STATE_FILE).read_text())["values"]
+    assert len(saved["rounds"]) == 2  # both rounds grouped before the kill: the resume reads them
+    resumed = ASD(3, **params).fit(x, views=views, checkpoint_dir=tmp_path, resume=True)
+    np.testing.assert_array_equal(resumed.sampled_indices_, reference.sampled_indices_)
+    np.testing.assert_array_equal(resumed.instance_groups_, reference.instance_groups_)
+    np.testing.assert_array_equal(resumed.labels_, reference.labels_)
