@@ -28,6 +28,14 @@ wrote this page; the output is what the commands printed (progress bars trimmed)
 are Noto colour emoji of three Unicode subgroups (mammals, fruit, drinks), saved as PNG files
 in nested folders as a user's folder would be, plus one file that is not an image.
 
+TEXT
+if [ -d "$SEMCLUST_CACHE" ] && [ -n "$(ls -A "$SEMCLUST_CACHE" 2>/dev/null)" ]; then
+  echo "This run reused a warm cache (\$SEMCLUST_CACHE held $(find "$SEMCLUST_CACHE" -type f | wc -l) files: ONNX exports, noun embeddings, features), so no model was exported and the noun vocabulary bar says \"cached\"."
+else
+  echo "This run started from an empty cache (\$SEMCLUST_CACHE): the encoder's ONNX exports and the noun vocabulary are built once, then cached."
+fi
+cat <<'TEXT'
+
 ## 1. A folder of images
 TEXT
 run "$PY" - <<'PYTHON'
