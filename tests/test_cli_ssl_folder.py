@@ -195,6 +195,6 @@ def test_saved_model_predicts_as_the_trainer_for_every_method(method: str, folde
     from semclust.ssl.experiment import folder_data, run_ssl
 
     data = folder_data(folders / "labelled", str(folders / "unlabelled"), folders / "test", image_size=8)
-    run = run_ssl(method, data, steps=3, batch_size=3, mu=1, out_dir=tmp_path / method)
+    run = run_ssl(method, data, steps=3, batch_size=3, mu=1, out=tmp_path / method)
     x = np.concatenate([data.x_lb, data.x_ulb, data.x_test])
     assert load(tmp_path / method).predict_pixels(x).tolist() == run.trainer.predict(x).tolist()

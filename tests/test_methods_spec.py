@@ -219,3 +219,15 @@ def test_ssl_run_functions_take_random_state_and_warn_on_seed() -> None:
     with pytest.warns(DeprecationWarning, match="seed= is now random_state="):
         data = balanced_data("digits", 2, seed=3)
     assert np.array_equal(data.x_lb, balanced_data("digits", 2, random_state=3).x_lb)
+
+
+def test_run_ssl_writes_to_out_and_warns_on_out_dir(tmp_path: Path) -> None:
+    from semclust.ssl.experiment import run_ssl
+    from semclust.ssl.run_data import balanced_data
+
+    data = balanced_data("digits", 2, random_state=0, image_size=8)
+    run_ssl("fixmatch", data, steps=2, batch_size=4, mu=1, out=tmp_path / "new")
+    assert (tmp_path / "new" / "run.json").is_file()
+    with pytest.warns(DeprecationWarning, match="out_dir= is now out="):
+        run_ssl("fixmatch", data, steps=2, batch_size=4, mu=1, out_dir=tmp_path / "old")
+    assert (tmp_path / "old" / "run.json").is_file()

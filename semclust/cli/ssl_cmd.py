@@ -250,7 +250,7 @@ def _run(method: str, o: dict[str, Any]) -> None:
                     seen[0] = step
 
                 training = {("random_state" if k == "seed" else k): o[k] for k in _TRAINING}
-                run = run_ssl(method, data, **training, **hyper, lr_schedule=schedule, out_dir=out_dir,
+                run = run_ssl(method, data, **training, **hyper, lr_schedule=schedule, out=out_dir,
                               progress=on_step, on_start=on_start)  # fmt: skip
         except USER_ERRORS as err:
             fail(str(err))

@@ -5,7 +5,7 @@ The data comes from one of three builders, each returning an :class:`SSLData`:
 :func:`longtail_data` (a seeded long-tailed split) and :func:`folder_data` (the user's own
 labelled folder, unlabelled folder or dataset, optional test folder). :func:`run_ssl` builds the
 :class:`~semclust.ssl.trainer.Trainer`, fits, scores the EMA model on the test images and, with
-``out_dir``, writes ``metrics.json`` (when there is a test set), ``run.json`` and the saved model
+``out``, writes ``metrics.json`` (when there is a test set), ``run.json`` and the saved model
 (``model/``, :mod:`semclust.ssl.saved_model`). :func:`run_longtail` is ``longtail_data`` +
 ``run_ssl``: the benchmark (``benchmarks/metaexpert.py``) and the CLI measure the same thing.
 """
@@ -114,7 +114,7 @@ def algorithm_hyperparams(
     return hyper
 
 
-@renamed_keywords({"seed": "random_state"})
+@renamed_keywords({"seed": "random_state", "out_dir": "out"})
 def run_ssl(
     method: str,
     data: SSLData,
@@ -134,7 +134,7 @@ def run_ssl(
     device: str = "cpu",
     amp: bool = False,
     group_split: str = "reference",
-    out_dir: str | Path | None = None,
+    out: str | Path | None = None,
     resume: bool = False,
     progress: Callable[[int, dict[str, float]], None] | None = None,
     on_start: Callable[[str], None] | None = None,
@@ -142,15 +142,15 @@ def run_ssl(
 ) -> SSLRun:
     """Train ``method`` on ``data``, score the final EMA model on its test images, write the run.
 
-    ``hyperparams`` are :func:`algorithm_hyperparams`' keywords. With ``out_dir`` (prepared by
+    ``hyperparams`` are :func:`algorithm_hyperparams`' keywords. With ``out`` (prepared by
     the caller, e.g. :func:`semclust.outputs.run_dir.prepare_run_dir`) the trainer checkpoints
-    in ``out_dir/checkpoint`` and logs to ``log.json``; at the end ``metrics.json`` (when there
+    in ``out/checkpoint`` and logs to ``log.json``; at the end ``metrics.json`` (when there
     are test images), ``run.json`` and ``model/`` are written by the main process.
     ``resume=True`` continues from the checkpoint; ``run.json`` then records the step it resumed
     from (``"resumed_from": {"step": n}``). ``on_start`` receives a one-line summary before
     training starts.
     """
-    seed = random_state  # the CLI's --seed
+    seed, out_dir = random_state, out  # the CLI's --seed and --out
     from semclust.atomic import write_json
     from semclust.distributed import is_main_process
     from semclust.ssl.longtail import GROUP_NAMES, class_groups, group_accuracies
