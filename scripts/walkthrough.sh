@@ -14,7 +14,10 @@ ROOT=$OLDPWD
 
 run() {  # print a command and its output (stdout and stderr) as a markdown block
   echo '```console'
-  echo "\$ $*"
+  local shown="$*"
+  shown=${shown//"$PY -m semclust"/semclust}
+  shown=${shown//"$PY -"/python -}
+  echo "\$ $shown"
   "$@" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' | grep -v '^\s*$' | tail -n 40
   echo '```'
   echo
@@ -32,7 +35,7 @@ TEXT
 if [ -d "$SEMCLUST_CACHE" ] && [ -n "$(ls -A "$SEMCLUST_CACHE" 2>/dev/null)" ]; then
   echo "This run reused a warm cache (\$SEMCLUST_CACHE held $(find "$SEMCLUST_CACHE" -type f | wc -l) files: ONNX exports, noun embeddings, features), so no model was exported and the noun vocabulary bar says \"cached\"."
 else
-  echo "This run started from an empty cache (\$SEMCLUST_CACHE): the encoder's ONNX exports and the noun vocabulary are built once, then cached."
+  echo "This run started from an empty cache (\$SEMCLUST_CACHE): the encoder's ONNX exports are built once (the first command below), then cached."
 fi
 cat <<'TEXT'
 
@@ -81,4 +84,4 @@ TEXT
 run "$PY" -m semclust ssl fixmatch --labelled labelled --unlabelled my_images --test test --steps 300 --ema-warmup --out runs/ssl
 run "$PY" -m semclust predict runs/ssl new_images --out runs/ssl-new
 run head -n 5 runs/ssl-new/assignments.csv
-echo "Files of this walkthrough: \`$WORK\` (removed by the next run of the script only if you remove it)."
+echo "The files of this walkthrough are in \`$WORK\`."
