@@ -231,3 +231,14 @@ def test_run_ssl_writes_to_out_and_warns_on_out_dir(tmp_path: Path) -> None:
     with pytest.warns(DeprecationWarning, match="out_dir= is now out="):
         run_ssl("fixmatch", data, steps=2, batch_size=4, mu=1, out_dir=tmp_path / "old")
     assert (tmp_path / "old" / "run.json").is_file()
+
+
+def test_saved_model_inputs_are_pixels_for_asd_and_views_for_the_rest() -> None:
+    from semclust.outputs.model import _check_inputs
+
+    assert get_spec("asd").reads_pixels and not get_spec("kmeans").reads_pixels
+    assert _check_inputs("asd", {"X": "pixels"}, "t") == {"X": "pixels"}
+    with pytest.raises(ValueError, match="unknown view 'visual'"):
+        _check_inputs("asd", {"X": "visual"}, "t")
+    with pytest.raises(ValueError, match="unknown view 'pixels'"):
+        _check_inputs("kmeans", {"X": "pixels"}, "t")

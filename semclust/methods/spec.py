@@ -145,6 +145,11 @@ class MethodSpec:
         check_keys(self.name, list(texts), known)
         return {key: convert(key, text, known[key].annotation) for key, text in texts.items()}
 
+    @property
+    def reads_pixels(self) -> bool:
+        """True when the saved model classifies the images themselves (asd), not feature views."""
+        return PIXELS in self.predict_inputs({}).values()
+
     def estimator_names(self) -> tuple[str, ...]:
         """The class name a saved model of this method carries, then former ones."""
         return (self.estimator.__name__, *self.former_estimators)

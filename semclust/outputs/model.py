@@ -64,14 +64,16 @@ def model_inputs(method: str, info: dict[str, Any]) -> dict[str, str]:
 
 
 def _check_inputs(method: str, inputs: Any, where: str) -> dict[str, str]:
-    allowed = _spec(method).predict_args
+    spec = _spec(method)
+    allowed = spec.predict_args
     first = allowed[0]
+    # a model reads either the images themselves (asd) or feature views, never a mix
+    kinds = (PIXELS,) if spec.reads_pixels else VIEWS
     if not isinstance(inputs, dict) or first not in inputs:
         raise ValueError(f"{where}: inputs must map predict arguments to views and include {first!r}, got {inputs!r}")
     for arg, view in inputs.items():
         if arg not in allowed:
             raise ValueError(f"{where}: {method} predict has no argument {arg!r} (has {', '.join(allowed)})")
-        kinds = (*VIEWS, PIXELS)
         if view not in kinds:
             raise ValueError(f"{where}: unknown view {view!r} for {arg!r}; expected one of {', '.join(kinds)}")
     return {str(k): str(v) for k, v in inputs.items()}
