@@ -14,24 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from semclust.methods.asd.instance import RECORD_CHUNK
+from semclust.methods.asd.instance import RECORD_CHUNK, TrainerStage
 
 EVAL_BATCH = 512  # images per forward pass in predict (the trainer's evaluation batch)
 
 
-class PixelStage:
+class PixelStage(TrainerStage):
     """A :class:`semclust.ssl.trainer.Trainer` (FixMatch on uint8 images ``x``)."""
 
     def __init__(self, trainer: Any, x: np.ndarray) -> None:
-        self.trainer, self.x = trainer, x
-
-    @property
-    def checkpoint_every(self) -> int:
-        return int(self.trainer.checkpoint_every)
-
-    @property
-    def ema_model(self) -> Any:
-        return self.trainer.ema_model
+        super().__init__(trainer)
+        self.x = x
 
     def fit(self, lb_idx: np.ndarray, labels: np.ndarray, progress: Callable[[int, dict[str, float]], None]) -> Any:
         return self.trainer.fit(np.ascontiguousarray(self.x[lb_idx]), labels, self.x, progress=progress)

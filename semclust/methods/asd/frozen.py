@@ -16,24 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from semclust.methods.asd.instance import TrainerStage
 from semclust.ssl.views import CachedViews
 
 BACKBONES = ("auto", "frozen", "scratch")
 
 
-class FeatureStage:
+class FeatureStage(TrainerStage):
     """A :class:`semclust.ssl.feature_head.HeadTrainer` as an ASD stage."""
-
-    def __init__(self, trainer: Any) -> None:
-        self.trainer = trainer
-
-    @property
-    def checkpoint_every(self) -> int:
-        return int(self.trainer.checkpoint_every)
-
-    @property
-    def ema_model(self) -> Any:
-        return self.trainer.ema_model
 
     def fit(self, lb_idx: np.ndarray, labels: np.ndarray, progress: Callable[[int, dict[str, float]], None]) -> Any:
         return self.trainer.fit(lb_idx, labels, progress=progress)

@@ -33,6 +33,22 @@ class Stage(Protocol):
         ...
 
 
+class TrainerStage:
+    """What every stage takes from its trainer (the pixel ``Trainer`` or the feature ``HeadTrainer``):
+    how often it checkpoints and its EMA model. The subclasses add fit, logits and predict."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    @property
+    def checkpoint_every(self) -> int:
+        return int(self.trainer.checkpoint_every)
+
+    @property
+    def ema_model(self) -> Any:
+        return self.trainer.ema_model
+
+
 class StageTicks:
     """Advances one stage's progress bar by a step per trainer step. A resumed trainer reports
     only the steps it trains, so the steps done before the kill are added first (at its first
