@@ -19,15 +19,10 @@ import numpy as np
 from PIL import Image
 
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
-from semclust.data.pixels import image_pixels as read_pixels
+from semclust.data.pixels import image_pixels
 
 DEFAULT_FOLDER_IMAGE_SIZE = 32
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
-
-
-def image_pixels(image: Image.Image, size: int, channels: int) -> np.ndarray:
-    """uint8 ``[size, size]`` (``channels == 1``) or ``[size, size, 3]`` pixels of ``image``."""
-    return read_pixels(image, (size, size) if channels == 1 else (size, size, 3))
 
 
 def is_grey(image: Image.Image) -> bool:
@@ -45,19 +40,19 @@ def read_source(
 ) -> tuple[np.ndarray, list[int], list[SkippedItem]]:
     """``(pixels [n,size,size(,3)], indices of the images read, skipped)``: files that do not
     decode are skipped, not fatal."""
+    image_shape = (size, size) if channels == 1 else (size, size, 3)
     rows: list[np.ndarray] = []
     kept: list[int] = []
     skipped: list[SkippedItem] = []
     for i in range(len(source)):
         try:
-            rows.append(image_pixels(source.load(i), size, channels))
+            rows.append(image_pixels(source.load(i), image_shape))
             kept.append(i)
         except ImageDecodeError as err:
             skipped.append(SkippedItem(err.item_id, err.reason))
         if advance is not None:
             advance(1)
-    shape = (0, size, size) if channels == 1 else (0, size, size, 3)
-    pixels = np.stack(rows) if rows else np.zeros(shape, dtype=np.uint8)
+    pixels = np.stack(rows) if rows else np.zeros((0, *image_shape), dtype=np.uint8)
     return pixels, kept, skipped
 
 

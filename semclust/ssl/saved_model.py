@@ -7,7 +7,7 @@ and the SHA-256 of the tensor file), written in that order, each atomically. The
 names as a cluster run's model (:mod:`semclust.outputs.model`), told apart by ``format``.
 
 New images are read as the training images of a folder run were
-(:func:`semclust.ssl.folders.image_pixels`: grey or RGB, bilinear resize), normalised with the
+(:func:`semclust.ssl.folders.read_source`: grey or RGB, bilinear resize), normalised with the
 saved statistics and classified by the algorithm's own ``eval_outputs``.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from semclust.atomic import atomic_write, json_plain, write_json
-from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
+from semclust.data.base import ImageSource, SkippedItem
 
 FORMAT = "semclust-ssl-model"
 FORMAT_VERSION = 1
@@ -146,24 +146,14 @@ class SSLModel:
     ) -> tuple[list[str], np.ndarray, list[SkippedItem]]:
         """``(ids, classes, skipped)`` for every image of ``source``; files that do not decode
         are skipped."""
-        from semclust.ssl.folders import image_pixels
+        from semclust.ssl.folders import read_source
 
         size, channels = self.input_shape[0], (1 if len(self.input_shape) == 2 else self.input_shape[2])
         advance = progress(f"classifying {len(source)} images", len(source)) if progress else None
-        ids: list[str] = []
-        rows: list[np.ndarray] = []
-        skipped: list[SkippedItem] = []
-        for i in range(len(source)):
-            try:
-                rows.append(image_pixels(source.load(i), size, channels))
-                ids.append(source.ids[i])
-            except ImageDecodeError as err:
-                skipped.append(SkippedItem(err.item_id, err.reason))
-            if advance:
-                advance(1)
-        if not rows:
+        pixels, kept, skipped = read_source(source, size, channels, advance)
+        if not kept:
             return [], np.zeros(0, dtype=np.int64), skipped
-        return ids, self.predict_pixels(np.stack(rows), device=device), skipped
+        return [source.ids[i] for i in kept], self.predict_pixels(pixels, device=device), skipped
 
 
 def load_ssl_model(model_dir: str | os.PathLike[str]) -> SSLModel:
