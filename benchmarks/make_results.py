@@ -15,6 +15,7 @@ import numpy as np
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from common import mean_std  # noqa: E402
+from laic_schedule import results_section as laic_schedule_section  # noqa: E402
 from naming import naming_section  # noqa: E402
 from offline_defaults import choose_defaults  # noqa: E402
 from speed import results_section as speed_section  # noqa: E402
@@ -605,6 +606,7 @@ def main() -> None:
     lines += defaults_section(load("offline_defaults"))
     lines += scale_section(load("scale"))
     lines += speed_section(load("speed"))
+    lines += laic_schedule_section(load("laic_schedule"))
     lines += naming_section(load("naming") + load("paired_bridge"))
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print(f"wrote {HERE / 'RESULTS.md'}")

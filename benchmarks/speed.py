@@ -15,6 +15,8 @@ machine):
 
 Texts: ``minilm-legacy`` (the text tower before this change: batches of 256 sorted by
 character length, PyTorch), ``minilm-torch`` and ``minilm-onnx`` (token-length buckets).
+``prompt-step-padded`` / ``prompt-step-packed``: one LAIC prompt-training step with the K
+prompts padded to the longest, and packed without padding (what LAIC runs).
 ``--demo`` also runs a cold ``semclust demo`` (empty cache) in a subprocess and records its
 phases from run.json.
 
@@ -239,6 +241,26 @@ def time_text_paths(texts: list[str], threads: int, repeat: int) -> dict[str, li
     return timings
 
 
+def text_flops_per_text(texts: list[str]) -> float:
+    """Mean FLOPs of one text's MiniLM forward at its own token length (no padding counted)."""
+    from collections import Counter
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from semclust.encoders.minilm import MiniLMTextTower
+
+    tower = MiniLMTextTower(backend="torch")
+    lengths = Counter(len(ids) for ids in tower.tokenizer(texts, truncation=True)["input_ids"])
+    total = 0.0
+    for length, count in lengths.items():
+        ids = torch.full((1, length), 1037)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            tower.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        total += float(counter.get_total_flops()) * count
+    return total / len(texts)
+
+
 def text_records(n_texts: int, thread_counts: list[int], repeat: int) -> list[dict[str, Any]]:
     from semclust.vocab.nouns import wordnet_nouns
     from semclust.vocab.templates import get_templates
@@ -247,8 +269,11 @@ def text_records(n_texts: int, thread_counts: list[int], repeat: int) -> list[di
     names = list(dict.fromkeys(wordnet_nouns().names))[:n_texts]
     texts = [template.format(name) for name in names]
     records = []
+    flops = text_flops_per_text(texts)
     for threads in thread_counts:
         timings = time_text_paths(texts, threads, repeat)
+        gflops = matmul_gflops(threads)
+        limit = gflops * 1e9 / flops
         rates = {name: n_texts / min(values) for name, values in timings.items()}
         for name, rate in rates.items():
             records.append(
@@ -261,9 +286,71 @@ def text_records(n_texts: int, thread_counts: list[int], repeat: int) -> list[di
                     "texts_per_s": round(rate, 1),
                     "wall_s": round(min(timings[name]), 3),
                     "vs_legacy": round(rate / rates["minilm-legacy"], 3),
+                    "vs_compute_limit": round(rate / limit, 3),
                 }
             )
+        records.append(
+            {
+                "method": "minilm-compute-limit",
+                "dataset": f"wordnet-nouns-{n_texts}",
+                "seed": 0,
+                "n": n_texts,
+                "threads": threads,
+                "texts_per_s": round(limit, 1),
+                "wall_s": round(n_texts / limit, 3),
+                "vs_legacy": round(limit / rates["minilm-legacy"], 3),
+                "vs_compute_limit": 1.0,
+                "gflop_per_text": round(flops / 1e9, 4),
+                "matmul_gflop_per_s": round(gflops, 1),
+            }
+        )
         print(f"texts, {threads} thread(s): " + ", ".join(f"{k} {v:.0f}/s" for k, v in rates.items()))
+    return records
+
+
+def prompt_step_records(thread_counts: list[int], repeat: int, steps: int = 30) -> list[dict[str, Any]]:
+    """One LAIC prompt-training step (K=10 prompts forward and back through MiniLM, a batch of
+    512 rows): the padded batch against the packed one LAIC uses, at each thread count."""
+    from semclust.encoders.minilm import MiniLMTextTower
+    from semclust.encoders.prompt import PromptLearner
+
+    names = ["protective covering", "device", "instrumentality", "device", "implement", "bag", "diapsid"]
+    names += ["footwear", "container", "garment"]  # the demo's initial center names
+    learner = PromptLearner(MiniLMTextTower(backend="torch"), n_ctx=4, init_names=names)
+    module = learner.text_module
+    rows = torch.nn.functional.normalize(torch.randn(512, 384, generator=torch.Generator().manual_seed(0)), dim=1)
+
+    def run(encode: Any) -> None:
+        for _ in range(steps):
+            learner.ctx.grad = None
+            out = encode(learner.inputs_embeds(), learner.attention_mask, learner.eos_index)
+            centers = torch.nn.functional.normalize(out, dim=-1)
+            torch.log_softmax(rows @ centers.T * 100, dim=1).mean().backward()
+
+    records = []
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        paths = {"prompt-step-padded": module.encode_embeds_padded, "prompt-step-packed": module.encode_embeds}
+        mask = learner.attention_mask
+        tokens = {"prompt-step-padded": mask.numel(), "prompt-step-packed": int(mask.sum())}
+        timings: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(repeat):
+            for name, encode in paths.items():
+                timings[name].append(best_of(lambda: run(encode), 1))  # noqa: B023
+        for name, values in timings.items():
+            records.append(
+                {
+                    "method": name,
+                    "dataset": "laic-prompts-k10",
+                    "seed": 0,
+                    "threads": threads,
+                    "tokens": tokens[name],
+                    "ms_per_step": round(min(values) / steps * 1000, 1),
+                    "wall_s": round(min(values), 3),
+                }
+            )
+        shown = ", ".join(f"{r['method']} {r['ms_per_step']} ms" for r in records[-2:])
+        print(f"prompt steps, {threads} thread(s): {shown}")
     return records
 
 
@@ -333,8 +420,18 @@ def results_section(records: list[dict[str, Any]]) -> list[str]:
         ]
     texts = [r for r in records if "texts_per_s" in r]
     if texts:
-        lines += ["", "| text tower | threads | texts/s | vs legacy |", "|---|---|---|---|"]
-        lines += [f"| {r['method']} | {r['threads']} | {r['texts_per_s']:.0f} | {r['vs_legacy']:.2f} |" for r in texts]
+        lines += ["", "| text tower | threads | texts/s | vs legacy | vs limit |", "|---|---|---|---|---|"]
+        for r in texts:
+            method = r["method"]
+            if "gflop_per_text" in r:
+                method = f"compute limit ({r['gflop_per_text']} GFLOP/text, {r['matmul_gflop_per_s']} GFLOP/s)"
+            limit = f"{r['vs_compute_limit']:.2f}" if "vs_compute_limit" in r else ""
+            lines.append(f"| {method} | {r['threads']} | {r['texts_per_s']:.0f} | {r['vs_legacy']:.2f} | {limit} |")
+    steps = [r for r in records if "ms_per_step" in r]
+    if steps:
+        lines += ["", "LAIC prompt-training step (K=10 prompts through MiniLM and back, batch 512):", ""]
+        lines += ["| step | threads | tokens | ms/step |", "|---|---|---|---|"]
+        lines += [f"| {r['method']} | {r['threads']} | {r['tokens']} | {r['ms_per_step']} |" for r in steps]
     for r in (r for r in records if r["method"] == "demo-cold"):
         lines += [
             "",
@@ -366,6 +463,7 @@ def main() -> None:
             records += image_records(args.n, args.sizes, args.threads, args.repeat)
             records += text_records(args.texts, args.threads, args.repeat)
             records += batch_size_records(args.n, args.sizes[0], max(args.threads), [16, 32, 64, 128, 256], args.repeat)
+            records += prompt_step_records(args.threads, args.repeat)
     if args.demo or args.demo_only:
         records.append(demo_record())
         print("cold demo:", records[-1])

@@ -50,8 +50,8 @@ def test_real_test_split():
     assert np.bincount(source.labels).tolist() == [1000] * 10
     raw = read_idx(DEFAULT_FASHION_MNIST_ROOT / "t10k-images-idx3-ubyte.gz")
     image = np.asarray(source.load(123))
-    assert image.shape == (28, 28, 3)
-    assert np.array_equal(image[:, :, 1], raw[123])
+    assert image.shape == (28, 28)
+    assert np.array_equal(image, raw[123])
     assert source.describe()["split"] == "test"
 
 
@@ -67,12 +67,12 @@ def test_user_directory_plain_files(tmp_path):
     made = _fake(tmp_path)
     test = FashionMNISTSource(root=tmp_path)
     assert test.ids == ["test/0", "test/1", "test/2"]
-    assert np.array_equal(np.asarray(test.load(2))[:, :, 0], made["t10k"][0][2])
+    assert np.array_equal(np.asarray(test.load(2)), made["t10k"][0][2])
     train = FashionMNISTSource("train", tmp_path)
     assert train.labels.tolist() == [0, 1, 2, 3]
     both = FashionMNISTSource("all", tmp_path)
     assert both.ids == ["train/0", "train/1", "train/2", "train/3", "test/0", "test/1", "test/2"]
-    assert np.array_equal(np.asarray(both.load(4))[:, :, 2], made["t10k"][0][0])
+    assert np.array_equal(np.asarray(both.load(4)), made["t10k"][0][0])
 
 
 def test_parent_directory_with_standard_subfolder(tmp_path):

@@ -57,6 +57,24 @@ def test_only_context_gets_gradients(tower: Any) -> None:
         assert not p.requires_grad and p.grad is None
 
 
+def test_packed_prompts_give_the_padded_forward_and_its_gradients(tower: Any) -> None:
+    """Packing drops the padding (block-diagonal attention, positions per sequence): same
+    centers and same context gradients as the padded batch, for names of unequal length."""
+    module = minilm_text_module(tower)
+    names = ["cat", "oxidation-reduction indicator", "sports car", "hippopotamus"]
+    learner = PromptLearner(module, n_ctx=4, init_names=names)
+    assert int(learner.attention_mask.sum()) < learner.attention_mask.numel()  # there is padding
+    results = []
+    for encode in (module.encode_embeds, module.encode_embeds_padded):
+        learner.ctx.grad = None
+        out = encode(learner.inputs_embeds(), learner.attention_mask, learner.eos_index)
+        (out @ torch.linspace(-1, 1, out.shape[1])).sum().backward()
+        results.append((out.detach(), learner.ctx.grad.clone()))
+    (packed, packed_grad), (padded, padded_grad) = results
+    torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(packed_grad, padded_grad, atol=1e-5, rtol=1e-4)
+
+
 def test_shapes_norm_and_ctx_variants(tower: Any) -> None:
     learner = PromptLearner(tower, n_ctx=6, init_names=NAMES)
     assert learner.ctx.shape == (3, 6, 384)

@@ -94,6 +94,28 @@ def test_images_to_array_matches_the_torch_normalisation() -> None:
     np.testing.assert_allclose(images_to_array([image], prep)[0], expected.numpy(), atol=1e-5)
 
 
+def test_greyscale_images_give_the_pixels_of_their_rgb_conversion() -> None:
+    """The L-mode shortcut (one channel resized) must equal resizing the RGB conversion, also
+    when a batch mixes grey and colour images and when the scale is a downsize."""
+    rng = np.random.default_rng(1)
+    grey = [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode="L") for shape in [(28, 28), (50, 37)]]
+    colour = Image.fromarray(rng.integers(0, 256, (33, 21, 3), dtype=np.uint8))
+    prep = Preprocessing(image_size=24, mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.2))
+    mixed = [grey[0], colour, grey[1]]
+    expected = images_to_array([im.convert("RGB") for im in mixed], prep)
+    np.testing.assert_array_equal(images_to_array(mixed, prep), expected)
+    np.testing.assert_array_equal(images_to_array(grey, prep), expected[[0, 2]])
+
+
+def test_array_sources_hand_greyscale_over_as_l_and_colour_as_rgb() -> None:
+    from semclust.data.base import ArraySource
+
+    grey = ArraySource(np.full((2, 5, 5), 7, np.uint8))
+    colour = ArraySource(np.full((1, 5, 5, 3), 9, np.uint8))
+    assert grey.load(1).mode == "L" and np.asarray(grey.load(1)).tolist() == [[7] * 5] * 5
+    assert colour.load(0).mode == "RGB"
+
+
 def test_the_thread_option_reaches_the_sessions() -> None:
     encoder = OfflineEncoder(image_size=64, backend="onnx", threads=1)
     encoder.image_views([Image.new("RGB", (40, 40), "white")])
@@ -165,3 +187,26 @@ def test_classifier_head_is_the_torch_fc_layer_for_either_backend() -> None:
     np.testing.assert_array_equal(weights, fc.weight.detach().numpy())
     np.testing.assert_array_equal(bias, fc.bias.detach().numpy())
     assert onnx_encoder._visual is None  # reading the head loads no tower
+
+
+def test_the_bridge_runs_with_single_threaded_blas_and_the_limit_is_lifted_after(monkeypatch) -> None:
+    """numpy's BLAS threads spin after each call and take the cores from the session's pool."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    encoder = OfflineEncoder(image_size=64, backend="onnx", threads=2)
+    encoder.image_views([Image.new("RGB", (40, 40), "white")])
+    seen: list[list[int]] = []
+    real = encoder.joint_from
+
+    def spy(features, logits):
+        seen.append(blas_threads())
+        return real(features, logits)
+
+    monkeypatch.setattr(encoder, "joint_from", spy)
+    before = blas_threads()
+    encoder.image_views([Image.new("RGB", (40, 40), "black")])
+    assert seen and all(n == 1 for n in seen[0])
+    assert blas_threads() == before

@@ -49,7 +49,9 @@ class ImageSource(ABC):
 
     @abstractmethod
     def load(self, index: int) -> Image.Image:
-        """Return item ``index`` as an RGB PIL image or raise :class:`ImageDecodeError`."""
+        """Return item ``index`` as an RGB or greyscale (``L``) PIL image, or raise
+        :class:`ImageDecodeError`. Consumers convert to the mode they need; greyscale stays
+        ``L`` where a source holds it so, because resizing one channel is a third of the work."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -98,5 +100,4 @@ class ArraySource(ImageSource):
 
     def load(self, index: int) -> Image.Image:
         array = self._images[index]
-        image = Image.fromarray(array, mode="L" if array.ndim == 2 else "RGB")
-        return image.convert("RGB")
+        return Image.fromarray(array, mode="L" if array.ndim == 2 else "RGB")

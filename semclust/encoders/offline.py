@@ -27,7 +27,7 @@ from semclust.encoders.efficientnet import VISUAL_MODELS, EfficientNetLiteTower,
 from semclust.encoders.imagenet import imagenet_class_names, imagenet_synset_ids
 from semclust.encoders.minilm import MiniLMTextTower
 from semclust.encoders.preprocess import Preprocessing, images_to_array
-from semclust.encoders.runtime import check_threads, fall_back_warning, resolve_backend
+from semclust.encoders.runtime import check_threads, fall_back_warning, resolve_backend, single_threaded_blas
 
 # Chosen by measurement on training splits (see benchmarks/RESULTS.md): image size, top-T and
 # class template by benchmarks/offline_defaults.py; bridge and class texts by benchmarks/bridge.py.
@@ -272,7 +272,8 @@ class OfflineEncoder(Encoder):
 
     def views_from_prepared(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         features, logits = self.visual_and_logits_prepared(pixels)
-        return {"joint": self.joint_from(features, logits), "visual": l2_normalize(features)}
+        with single_threaded_blas():  # the bridge's products are tiny; see single_threaded_blas
+            return {"joint": self.joint_from(features, logits), "visual": l2_normalize(features)}
 
     def image_views(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
         return self.views_from_prepared(self.prepare_images(images))

@@ -32,18 +32,43 @@ def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
 
 
 def images_to_array(images: Sequence[Image.Image], prep: Preprocessing) -> np.ndarray:
-    """float32 [n, 3, S, S] normalised batch, ``(pixel / 255 - mean) / std``."""
-    pixels = np.stack([np.asarray(resize_center_crop(img.convert("RGB"), prep.image_size)) for img in images])
+    """float32 [n, 3, S, S] normalised batch, ``(pixel / 255 - mean) / std``.
+
+    Greyscale (``L``) images are resized as one channel and written to all three: the same
+    pixels as resizing their RGB conversion (PIL filters each channel alike; tested), at a third
+    of the resizing work, which runs on the cores the forward pass uses.
+    """
+    size = prep.image_size
     std = np.asarray(prep.std, dtype=np.float32)
     scale = 1.0 / (255.0 * std)
     shift = np.asarray(prep.mean, dtype=np.float32) / std
-    batch = np.empty((len(pixels), 3, prep.image_size, prep.image_size), dtype=np.float32)
-    # Channel by channel into the NCHW output: 3x faster than transposing, then converting, the
-    # whole batch (measured), which matters because this runs on the cores the forward pass uses.
-    for channel in range(3):
-        np.multiply(pixels[..., channel], scale[channel], out=batch[:, channel], dtype=np.float32)
-        batch[:, channel] -= shift[channel]
+    batch = np.empty((len(images), 3, size, size), dtype=np.float32)
+    grey_rows = [i for i, img in enumerate(images) if img.mode == "L"]
+    colour_rows = [i for i, img in enumerate(images) if img.mode != "L"]
+    if grey_rows:
+        grey = np.stack([np.asarray(resize_center_crop(images[i], size)) for i in grey_rows])
+        _normalise_into(batch, grey_rows, [grey, grey, grey], scale, shift)
+    if colour_rows:
+        rgb = np.stack([np.asarray(resize_center_crop(images[i].convert("RGB"), size)) for i in colour_rows])
+        # One contiguous plane per channel first: reading a channel out of HWC is a strided
+        # pass that costs more than the arithmetic.
+        planes = [np.ascontiguousarray(rgb[..., channel]) for channel in range(3)]
+        _normalise_into(batch, colour_rows, planes, scale, shift)
     return batch
+
+
+def _normalise_into(
+    batch: np.ndarray, rows: list[int], planes: list[np.ndarray], scale: np.ndarray, shift: np.ndarray
+) -> None:
+    """``batch[rows, c] = planes[c] * scale[c] - shift[c]``, written in place (no NHWC transpose)."""
+    whole = len(rows) == len(batch)
+    for channel in range(3):
+        if whole:
+            out = batch[:, channel]
+            np.multiply(planes[channel], scale[channel], out=out, dtype=np.float32)
+            out -= shift[channel]
+        else:
+            batch[rows, channel] = planes[channel].astype(np.float32) * scale[channel] - shift[channel]
 
 
 def images_to_tensor(images: Sequence[Image.Image], prep: Preprocessing) -> torch.Tensor:

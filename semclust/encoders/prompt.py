@@ -89,6 +89,34 @@ class BertMeanPoolTextModule(FrozenTextModule):
     def encode_embeds(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, eos_index: torch.Tensor
     ) -> torch.Tensor:
+        """Mean-pooled outputs of the padded sequences, computed on their real tokens only.
+
+        The K sequences are packed into one row without their padding, with block-diagonal
+        attention (a token sees its own sequence only) and positions restarting per sequence:
+        the same numbers as the padded batch (tested), without the work on padding, which is
+        every step's cost in prompt learning (a name of 6 tokens pads 9 others by 5).
+        """
+        real = attention_mask.bool()
+        lengths = real.sum(1)
+        segment = torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
+        packed = inputs_embeds[real].unsqueeze(0)  # [1, T, h], sequence after sequence
+        starts = torch.cumsum(lengths, 0) - lengths
+        positions = (torch.arange(packed.shape[1], device=packed.device) - starts[segment]).unsqueeze(0)
+        embeddings = self.model.embeddings(
+            inputs_embeds=packed, position_ids=positions, token_type_ids=torch.zeros_like(positions)
+        )
+        same = segment[:, None] == segment[None, :]
+        additive = (~same).to(embeddings.dtype)[None, None] * torch.finfo(embeddings.dtype).min
+        out = self.model.encoder(embeddings, attention_mask=additive)
+        last = (out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0])[0]
+        sums = torch.zeros(len(lengths), last.shape[1], dtype=last.dtype, device=last.device)
+        sums = sums.index_add(0, segment, last)
+        return sums / lengths.unsqueeze(1).to(last.dtype)
+
+    def encode_embeds_padded(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, eos_index: torch.Tensor
+    ) -> torch.Tensor:
+        """The plain padded forward (the reference :meth:`encode_embeds` is tested against)."""
         hidden = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)

@@ -21,6 +21,20 @@ BACKENDS = ("auto", "torch", "onnx")
 logger = logging.getLogger("semclust")
 
 
+def single_threaded_blas() -> Any:
+    """A context in which numpy's (and scipy's, faiss's) BLAS runs on one thread.
+
+    For the small matrix products around a forward pass (the bridge to the text space, the
+    normalising of features). OpenBLAS's threads keep spinning after each call, and on a machine
+    whose every core runs ONNX Runtime's pool they take those cores from it: measured on 2 cores,
+    the offline encoder's views ran at 0.74 of the bare session with the bridge's [64, 1280] x
+    [1280, 384] product on 2 BLAS threads, 0.94 with one (benchmarks/speed.py).
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def default_threads() -> int:
     """All the cores this process may run on."""
     try:

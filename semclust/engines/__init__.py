@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from semclust.store.feature_store import ShardEmbedder, ShardEmbedding, ShardPlan, embed_shards_local
+from semclust.store.local_engine import embed_shards_local
+from semclust.store.shards import ShardEmbedder, ShardEmbedding, ShardPlan
 
 ENGINES = ("local", "ray")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from semclust.store.feature_store import embed_shards_local
+from semclust.store.local_engine import embed_shards_local
 
 LocalEngine = embed_shards_local
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
 from semclust.encoders.base import Encoder
-from semclust.store.feature_store import ProgressCallback, ShardEmbedding, ShardPlan
+from semclust.store.shards import ProgressCallback, ShardEmbedding, ShardPlan
 
 EncoderFactory = Callable[[], Encoder]
 

@@ -279,9 +279,7 @@ def saved_position(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     as ``{"stage": name, "step": n}``. None when there is no readable checkpoint.
     """
     root = Path(directory)
-    stages = sorted(
-        (p for p in root.glob(f"*/{STATE_FILE}") if p.is_file()), key=lambda p: p.stat().st_mtime_ns
-    )
+    stages = sorted((p for p in root.glob(f"*/{STATE_FILE}") if p.is_file()), key=lambda p: p.stat().st_mtime_ns)
     if stages:
         record = _state_record(stages[-1])
         if record is not None:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +24,13 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from semclust.atomic import as_stored_json, read_json, write_json, write_npy
-from semclust.data.base import ImageDecodeError, ImageSource, SkippedItem
+from semclust.data.base import ImageSource, SkippedItem
 from semclust.encoders.base import Encoder, encoder_identity
+from semclust.store.local_engine import embed_shards_local
+from semclust.store.shards import ProgressCallback, ShardEmbedder, ShardPlan
 
 STORE_FORMAT = "semclust-features/1"
 MANIFEST = "manifest.json"
-
-ProgressCallback = Callable[[int], None]
-# Batches decoded ahead of the forward pass: enough to hide a slow file, few enough to bound memory.
-PREFETCH_BATCHES = 2
 
 
 class StoreError(ValueError):
@@ -48,97 +44,6 @@ class StoreLockedError(StoreError):
 def _identity(encoder_config: dict[str, Any]) -> dict[str, Any]:
     """The part of an encoder's config that changes the numbers (versions do not block reuse)."""
     return encoder_identity(as_stored_json(encoder_config))
-
-
-@dataclass(frozen=True)
-class ShardPlan:
-    """One shard to embed: source positions ``start`` to ``stop`` (exclusive)."""
-
-    index: int
-    start: int
-    stop: int
-
-
-@dataclass
-class ShardEmbedding:
-    """An engine's result for one shard: the views of the items kept, in position order."""
-
-    index: int
-    views: dict[str, np.ndarray]
-    positions: list[int]
-    skipped: list[SkippedItem]
-
-
-# An engine: (source, encoder, shards still to embed, progress) -> one ShardEmbedding per
-# shard. build_store writes each as it arrives, so memory holds a few shards at most.
-ShardEmbedder = Callable[[ImageSource, Encoder, Sequence[ShardPlan], ProgressCallback | None], Iterator[ShardEmbedding]]
-
-
-@dataclass
-class _DecodedBatch:
-    prepared: Any
-    positions: list[int]
-    skipped: list[SkippedItem]
-    n_items: int
-
-
-def _decode_batch(source: ImageSource, encoder: Encoder, lo: int, hi: int) -> _DecodedBatch:
-    images, positions, skipped = [], [], []
-    for position in range(lo, hi):
-        try:
-            images.append(source.load(position))
-            positions.append(position)
-        except ImageDecodeError as err:
-            skipped.append(SkippedItem(err.item_id, err.reason))
-    return _DecodedBatch(encoder.prepare_images(images) if images else None, positions, skipped, hi - lo)
-
-
-def embed_shards_local(
-    source: ImageSource,
-    encoder: Encoder,
-    shards: Sequence[ShardPlan],
-    on_progress: ProgressCallback | None = None,
-) -> Iterator[ShardEmbedding]:
-    """The in-process engine: one thread decodes and prepares the next batch while this one runs
-    the forward pass (PIL and ONNX Runtime release the GIL), so the encoder is never kept waiting."""
-    batches = [
-        (lo, min(shard.stop, lo + encoder.batch_size))
-        for shard in shards
-        for lo in range(shard.start, shard.stop, encoder.batch_size)
-    ]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="semclust-decode") as pool:
-        ahead: deque[Future[_DecodedBatch]] = deque()
-        next_batch = 0
-
-        def fill() -> None:
-            nonlocal next_batch
-            while len(ahead) < PREFETCH_BATCHES and next_batch < len(batches):
-                lo, hi = batches[next_batch]
-                ahead.append(pool.submit(_decode_batch, source, encoder, lo, hi))
-                next_batch += 1
-
-        try:
-            fill()
-            for shard in shards:
-                views: dict[str, list[np.ndarray]] = {}
-                kept: list[int] = []
-                skipped: list[SkippedItem] = []
-                for _ in range(shard.start, shard.stop, encoder.batch_size):
-                    decoded = ahead.popleft().result()
-                    fill()
-                    skipped.extend(decoded.skipped)
-                    if decoded.positions:
-                        for name, array in encoder.views_from_prepared(decoded.prepared).items():
-                            views.setdefault(name, []).append(np.asarray(array))
-                        kept.extend(decoded.positions)
-                    if on_progress:
-                        on_progress(decoded.n_items)
-                yield ShardEmbedding(
-                    shard.index, {name: np.concatenate(v) for name, v in views.items()}, kept, skipped
-                )
-        finally:
-            for future in ahead:
-                future.cancel()
 
 
 @dataclass
