@@ -137,6 +137,32 @@ def test_head_shape() -> None:
     torch.testing.assert_close(out.sum(dim=1), torch.ones(4))
 
 
+def test_heads_are_as_wide_as_their_input_by_default_as_in_tacs_models_py() -> None:
+    x, _, nouns, names = synthetic()
+    image = np.concatenate([x, x[:, :8]], axis=1)  # a 24-d image view beside the 16-d joint one
+    default = small_tac(hidden_dim=None, epochs=1).fit(x, nouns, noun_names=names, image_features=image)
+    assert default.image_head_[0].weight.shape == (24, 24) and default.text_head_[0].weight.shape == (16, 16)
+    fixed = small_tac(hidden_dim=32, epochs=1).fit(x, nouns, noun_names=names, image_features=image)
+    assert fixed.image_head_[0].weight.shape == (32, 24) and fixed.text_head_[0].weight.shape == (32, 16)
+    assert TAC().hidden_dim is None
+    assert make_head(6, None, 3)[0].weight.shape == (6, 6)
+
+
+def test_every_noun_competes_unless_dedupe_nouns() -> None:
+    """TAC's code keeps repeated noun embeddings as candidates; dedupe_nouns=True (ours) drops
+    all but the first copy, so a center's places go to distinct embeddings."""
+    x, _, nouns, names = synthetic()
+    repeated = np.concatenate([nouns[:1], nouns])  # row 0 and row 1 are the same embedding
+    dup_names = ["copy"] + names
+    plain = TACNoTrain(n_clusters=K, n_centers=K, nouns_per_center=2).fit(x, repeated, noun_names=dup_names)
+    deduped = TACNoTrain(n_clusters=K, n_centers=K, nouns_per_center=2, dedupe_nouns=True).fit(
+        x, repeated, noun_names=dup_names
+    )
+    assert {0, 1} <= set(plain.selected_nouns_.tolist())
+    assert 0 in deduped.selected_nouns_ and 1 not in deduped.selected_nouns_
+    assert TACNoTrain().dedupe_nouns is False and TAC().dedupe_nouns is False
+
+
 def test_head_init_is_truncated_normal_with_std_002() -> None:
     torch.manual_seed(0)
     head = make_head(400, 300, 200)

@@ -12,9 +12,11 @@ sharp softmax blend of the kept nouns.
 Defaults follow TAC's public code (XLearning-SCU/2024-ICML-TAC, see docs/reference_notes.md):
 one image-text consistency term per sample, k' = N/300 (3K when that is below K), k-means with
 300 iterations and 10 (noun centers) / 20 (no-train) restarts, Adam betas (0.9, 0.99),
-trunc-normal(0.02) head weights, full batches only, and separate forward passes for anchors
-and neighbours. Our earlier choices remain options (``consistency="cross"``,
-``joint_batch_norm=True``, ``drop_last=False``, ``head_init="default"``). Details marked
+trunc-normal(0.02) head weights, heads as wide as their input (``hidden_dim=None``), every
+WordNet noun a candidate (``dedupe_nouns=False``), full batches only, and separate forward
+passes for anchors and neighbours. Our earlier choices remain options (``consistency="cross"``,
+``joint_batch_norm=True``, ``drop_last=False``, ``head_init="default"``, ``hidden_dim=512``,
+``dedupe_nouns=True``). Details marked
 *Interpretation* are not pinned down by the paper or the code and were chosen here.
 """
 
@@ -54,14 +56,18 @@ HEAD_INITS = ("trunc_normal", "default")
 CONSISTENCY_MODES = ("same", "cross")
 
 
-def make_head(dim: int, hidden_dim: int, n_clusters: int, init: str = "trunc_normal") -> nn.Sequential:
+def make_head(dim: int, hidden_dim: int | None, n_clusters: int, init: str = "trunc_normal") -> nn.Sequential:
     """Linear(d, hidden) - BatchNorm1d - ReLU - Linear(hidden, K) - softmax.
+
+    ``hidden_dim=None``: ``hidden = d``, as TAC's ``models.py`` builds its heads (512 wide for
+    CLIP ViT-B/32's 512-d features).
 
     ``init="trunc_normal"`` (TAC's ``models.py``): both Linear weights ~ truncated normal with
     std 0.02 (biases keep PyTorch's default); ``"default"``: PyTorch's default initialisation.
     """
     if init not in HEAD_INITS:
         raise ValueError(f"head init must be one of {', '.join(HEAD_INITS)}, got {init!r}")
+    hidden_dim = dim if hidden_dim is None else hidden_dim
     head = nn.Sequential(
         nn.Linear(dim, hidden_dim),
         nn.BatchNorm1d(hidden_dim),
@@ -191,7 +197,8 @@ class TAC(TACTextSide, BaseClusterer):
     _state_modules = ("image_head_", "text_head_")
 
     def _new_modules(self) -> dict[str, nn.Module]:
-        k, hidden = int(self.n_clusters), int(self.hidden_dim)
+        k = int(self.n_clusters)
+        hidden = None if self.hidden_dim is None else int(self.hidden_dim)
         return {
             "image_head_": make_head(int(self.image_dim_), hidden, k, init=self.head_init),
             "text_head_": make_head(int(self.n_features_in_), hidden, k, init=self.head_init),
@@ -211,11 +218,12 @@ class TAC(TACTextSide, BaseClusterer):
         n_neighbours: int = 50,
         tau: float = 0.5,
         entropy_weight: float = 5.0,
-        hidden_dim: int = 512,
+        hidden_dim: int | None = None,
         consistency: str = "same",
         drop_last: bool = True,
         joint_batch_norm: bool = False,
         head_init: str = "trunc_normal",
+        dedupe_nouns: bool = False,
         device: str = "cpu",
         random_state: int = 0,
     ) -> None:
@@ -236,6 +244,7 @@ class TAC(TACTextSide, BaseClusterer):
         self.drop_last = drop_last
         self.joint_batch_norm = joint_batch_norm
         self.head_init = head_init
+        self.dedupe_nouns = dedupe_nouns
         self.device = device
         self.random_state = random_state
 
@@ -262,7 +271,7 @@ class TAC(TACTextSide, BaseClusterer):
         epochs = check_positive_int(self.epochs, "epochs")
         batch_size = min(check_positive_int(self.batch_size, "batch_size"), x.shape[0])
         n_nb = min(check_positive_int(self.n_neighbours, "n_neighbours"), x.shape[0] - 1)
-        hidden = check_positive_int(self.hidden_dim, "hidden_dim")
+        hidden = None if self.hidden_dim is None else check_positive_int(self.hidden_dim, "hidden_dim")
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, (int, np.integer)):
             raise TypeError(f"random_state must be an integer, got {self.random_state!r}")
         for name in ("lr", "tau"):
@@ -310,7 +319,7 @@ class TAC(TACTextSide, BaseClusterer):
         nb_img: np.ndarray,
         nb_txt: np.ndarray,
         k: int,
-        hidden: int,
+        hidden: int | None,
         epochs: int,
         batch_size: int,
         device: torch.device,

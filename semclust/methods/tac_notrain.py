@@ -76,6 +76,7 @@ class TACTextSide:
     nouns_per_center: int
     temperature: float
     random_state: int
+    dedupe_nouns: bool
 
     def _noun_restarts(self) -> int:
         raise NotImplementedError
@@ -92,6 +93,7 @@ class TACTextSide:
             per_center=self.nouns_per_center,
             random_state=self.random_state,
             n_init=self._noun_restarts(),
+            dedupe=bool(self.dedupe_nouns),
         )
         self.n_centers_ = int(n_centers)
         self.selected_nouns_ = selected
@@ -130,7 +132,9 @@ class TACNoTrain(TACTextSide, BaseClusterer):
     selection (``None``: :func:`default_n_centers`, about n / 300, 3K when that is below K);
     ``nouns_per_center`` nouns are kept per center; ``temperature`` is the retrieval softmax
     temperature. ``n_init`` restarts the final k-means (TAC: 20), ``noun_n_init`` the noun
-    centers' (TAC: 10); both run 300 iterations.
+    centers' (TAC: 10); both run 300 iterations. ``dedupe_nouns=False`` (TAC's code) lets every
+    noun compete for a center's places; ``True`` (our addition, the earlier default) first drops
+    nouns whose embedding repeats an earlier one (:func:`semclust.ops.tac_text.select_nouns`).
 
     Learned: ``labels_``, ``centers_`` (float32[K, 2d], unit-norm, in the concatenated
     space), ``selected_nouns_`` (indices into ``noun_embeddings``),
@@ -154,6 +158,7 @@ class TACNoTrain(TACTextSide, BaseClusterer):
         temperature: float = DEFAULT_TEMPERATURE,
         n_init: int = CONCAT_KMEANS_RESTARTS,
         noun_n_init: int = NOUN_KMEANS_RESTARTS,
+        dedupe_nouns: bool = False,
         random_state: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
@@ -162,6 +167,7 @@ class TACNoTrain(TACTextSide, BaseClusterer):
         self.temperature = temperature
         self.n_init = n_init
         self.noun_n_init = noun_n_init
+        self.dedupe_nouns = dedupe_nouns
         self.random_state = random_state
 
     def _noun_restarts(self) -> int:
