@@ -177,8 +177,9 @@ def main() -> None:
     # A rerun keeps what is recorded and skips the (dataset, seed) pairs already done.
     records: list[dict[str, Any]] = json.loads(args.out.read_text()) if args.out.exists() else []
     public_done = {(r["dataset"], r["seed"]) for r in records if r["method"].endswith("-public")}
-    if args.semclust_only:
-        records = [r for r in records if r["method"].endswith("-public")]
+    if args.semclust_only:  # drop semclust's records of the pairs asked for; they are recomputed
+        asked = {(d.removeprefix("dataset:"), seed) for d in args.datasets for seed in args.seeds}
+        records = [r for r in records if r["method"].endswith("-public") or (r["dataset"], r["seed"]) not in asked]
     done = {(r["dataset"], r["seed"]) for r in records if not r["method"].endswith("-public")}
     for source in args.datasets:
         dataset = source.removeprefix("dataset:")

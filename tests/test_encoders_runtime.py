@@ -100,11 +100,12 @@ def test_greyscale_images_give_the_pixels_of_their_rgb_conversion() -> None:
     rng = np.random.default_rng(1)
     grey = [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode="L") for shape in [(28, 28), (50, 37)]]
     colour = Image.fromarray(rng.integers(0, 256, (33, 21, 3), dtype=np.uint8))
-    prep = Preprocessing(image_size=24, mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.2))
     mixed = [grey[0], colour, grey[1]]
-    expected = images_to_array([im.convert("RGB") for im in mixed], prep)
-    np.testing.assert_array_equal(images_to_array(mixed, prep), expected)
-    np.testing.assert_array_equal(images_to_array(grey, prep), expected[[0, 2]])
+    # Per-channel statistics, and one mean and std for all (where grey channels are copied).
+    for prep in (Preprocessing(24, (0.1, 0.2, 0.3), (0.5, 0.25, 0.2)), Preprocessing(24)):
+        expected = images_to_array([im.convert("RGB") for im in mixed], prep)
+        np.testing.assert_array_equal(images_to_array(mixed, prep), expected)
+        np.testing.assert_array_equal(images_to_array(grey, prep), expected[[0, 2]])
 
 
 def test_array_sources_hand_greyscale_over_as_l_and_colour_as_rgb() -> None:

@@ -101,3 +101,39 @@ def test_tiny_temperature_gives_the_nearest_noun() -> None:
     np.testing.assert_allclose(got, sn[nearest], atol=1e-5)
     with pytest.raises(ValueError, match="temperature"):
         text_counterparts(u, s, temperature=0.0)
+
+
+def test_member_means_are_the_normalised_means_of_each_clusters_rows() -> None:
+    """TAC's filter_nouns.py rebuilds its image centers from the k-means labels of every image."""
+    from semclust.ops.tac_text import member_means
+
+    x = np.array([[3.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, -5.0]], dtype=np.float32)
+    labels = np.array([0, 0, 1, 1])
+    fallback = np.array([[9.0, 9.0], [9.0, 9.0], [0.6, 0.8]], dtype=np.float32)
+    centers = member_means(x, labels, fallback)
+    s = 2**-0.5
+    expected = np.array([[s, s], [s, s - 1.0], [0.6, 0.8]])  # rows normalised first, then averaged
+    expected[1] /= np.linalg.norm(expected[1])
+    np.testing.assert_allclose(centers, expected, atol=1e-6)
+
+
+def test_tac_passes_faiss_default_subsample_to_both_kmeans(monkeypatch) -> None:
+    import semclust.methods.tac_notrain as tac_notrain
+    import semclust.ops.tac_text as tac_text
+    from semclust.ops.kmeans import spherical_kmeans
+
+    seen: list[int | None] = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("max_points_per_centroid"))
+        return spherical_kmeans(*args, **kwargs)
+
+    monkeypatch.setattr(tac_text, "spherical_kmeans", spy)
+    monkeypatch.setattr(tac_notrain, "spherical_kmeans", spy)
+    rng = np.random.default_rng(0)
+    x, nouns = rng.normal(size=(60, 8)).astype(np.float32), rng.normal(size=(30, 8)).astype(np.float32)
+    tac_notrain.TACNoTrain(n_clusters=3, n_centers=4, n_init=1, noun_n_init=1).fit(x, nouns)
+    tac_notrain.TACNoTrain(n_clusters=3, n_centers=4, n_init=1, noun_n_init=1, kmeans_max_points_per_centroid=None).fit(
+        x, nouns
+    )
+    assert seen == [256, 256, None, None]

@@ -60,15 +60,22 @@ def images_to_array(images: Sequence[Image.Image], prep: Preprocessing) -> np.nd
 def _normalise_into(
     batch: np.ndarray, rows: list[int], planes: list[np.ndarray], scale: np.ndarray, shift: np.ndarray
 ) -> None:
-    """``batch[rows, c] = planes[c] * scale[c] - shift[c]``, written in place (no NHWC transpose)."""
-    whole = len(rows) == len(batch)
+    """``batch[rows, c] = planes[c] * scale[c] - shift[c]``, written in place (no NHWC transpose).
+
+    A grey image under one mean and std for every channel has three equal channels: the first
+    is computed and copied to the others.
+    """
+    index: slice | list[int] = slice(None) if len(rows) == len(batch) else rows
     for channel in range(3):
-        if whole:
+        repeat = planes[channel] is planes[0] and scale[channel] == scale[0] and shift[channel] == shift[0]
+        if channel and repeat:
+            batch[index, channel] = batch[index, 0]
+        elif isinstance(index, slice):
             out = batch[:, channel]
             np.multiply(planes[channel], scale[channel], out=out, dtype=np.float32)
             out -= shift[channel]
         else:
-            batch[rows, channel] = planes[channel].astype(np.float32) * scale[channel] - shift[channel]
+            batch[index, channel] = planes[channel].astype(np.float32) * scale[channel] - shift[channel]
 
 
 def images_to_tensor(images: Sequence[Image.Image], prep: Preprocessing) -> torch.Tensor:

@@ -21,7 +21,7 @@ The paper gives no T, epochs, learning rate or loss weights. Defaults (interpret
 - ``lr=1e-3`` (Adam), ``epochs=20``, ``batch_size=512``: TAC's optimiser, lr, epochs and
   batch. Every step sends the K prompts forward and back through the text tower, whatever the
   batch, so the steps are the cost: a 10k-row fit is 400 steps. On Fashion-MNIST test (offline
-  encoder, seeds 0-2) batch 512 scored ACC 0.593 / 0.731 / 0.731 against 0.561 / 0.724 / 0.728
+  encoder, seeds 0-2) batch 512 scored ACC 0.593 / 0.731 / 0.731 against 0.561 / 0.724 / 0.729
   for batch 256 in half the steps, while 10 epochs at 256 lost 0.558 / 0.696 / 0.703
   (benchmarks/laic_schedule.py);
 - one kept neighbour is sampled per anchor per step (as SCAN/TAC do); anchors left with

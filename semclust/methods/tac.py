@@ -13,10 +13,11 @@ Defaults follow TAC's public code (XLearning-SCU/2024-ICML-TAC, see docs/referen
 one image-text consistency term per sample, k' = N/300 (3K when that is below K), k-means with
 300 iterations and 10 (noun centers) / 20 (no-train) restarts, Adam betas (0.9, 0.99),
 trunc-normal(0.02) head weights, heads as wide as their input (``hidden_dim=None``), every
-WordNet noun a candidate (``dedupe_nouns=False``), full batches only, and separate forward
+WordNet noun a candidate (``dedupe_nouns=False``), faiss's k-means subsample of 256 points per
+center (``kmeans_max_points_per_centroid=256``), full batches only, and separate forward
 passes for anchors and neighbours. Our earlier choices remain options (``consistency="cross"``,
 ``joint_batch_norm=True``, ``drop_last=False``, ``head_init="default"``, ``hidden_dim=512``,
-``dedupe_nouns=True``). Details marked
+``dedupe_nouns=True``, ``kmeans_max_points_per_centroid=None``: every point). Details marked
 *Interpretation* are not pinned down by the paper or the code and were chosen here.
 """
 
@@ -46,7 +47,12 @@ from semclust.methods.tac_notrain import (
 )
 from semclust.ops.features import check_positive_int, l2_normalize
 from semclust.ops.knn import knn
-from semclust.ops.tac_text import DEFAULT_TEMPERATURE, NOUN_KMEANS_RESTARTS, text_counterparts
+from semclust.ops.tac_text import (
+    DEFAULT_TEMPERATURE,
+    FAISS_MAX_POINTS_PER_CENTROID,
+    NOUN_KMEANS_RESTARTS,
+    text_counterparts,
+)
 from semclust.store.checkpoint import EpochCheckpoint, TrainingState, digest_arrays, open_checkpoint
 
 # --------------------------------------------------------------------------- training
@@ -224,6 +230,7 @@ class TAC(TACTextSide, BaseClusterer):
         joint_batch_norm: bool = False,
         head_init: str = "trunc_normal",
         dedupe_nouns: bool = False,
+        kmeans_max_points_per_centroid: int | None = FAISS_MAX_POINTS_PER_CENTROID,
         device: str = "cpu",
         random_state: int = 0,
     ) -> None:
@@ -245,6 +252,7 @@ class TAC(TACTextSide, BaseClusterer):
         self.joint_batch_norm = joint_batch_norm
         self.head_init = head_init
         self.dedupe_nouns = dedupe_nouns
+        self.kmeans_max_points_per_centroid = kmeans_max_points_per_centroid
         self.device = device
         self.random_state = random_state
 

@@ -24,6 +24,7 @@ from semclust.ops.kmeans import assign_to_centers, spherical_kmeans
 from semclust.ops.tac_text import (
     CONCAT_KMEANS_RESTARTS,
     DEFAULT_TEMPERATURE,
+    FAISS_MAX_POINTS_PER_CENTROID,
     KMEANS_ITER,
     NOUN_KMEANS_RESTARTS,
     default_n_centers,
@@ -77,6 +78,7 @@ class TACTextSide:
     temperature: float
     random_state: int
     dedupe_nouns: bool
+    kmeans_max_points_per_centroid: int | None
 
     def _noun_restarts(self) -> int:
         raise NotImplementedError
@@ -94,6 +96,7 @@ class TACTextSide:
             random_state=self.random_state,
             n_init=self._noun_restarts(),
             dedupe=bool(self.dedupe_nouns),
+            max_points_per_centroid=self.kmeans_max_points_per_centroid,
         )
         self.n_centers_ = int(n_centers)
         self.selected_nouns_ = selected
@@ -135,6 +138,9 @@ class TACNoTrain(TACTextSide, BaseClusterer):
     centers' (TAC: 10); both run 300 iterations. ``dedupe_nouns=False`` (TAC's code) lets every
     noun compete for a center's places; ``True`` (our addition, the earlier default) first drops
     nouns whose embedding repeats an earlier one (:func:`semclust.ops.tac_text.select_nouns`).
+    ``kmeans_max_points_per_centroid=256`` (faiss's default, which TAC's scripts keep) trains
+    both k-means on a random subsample of 256 points per center when there are more; ``None``
+    (ours) trains them on every point.
 
     Learned: ``labels_``, ``centers_`` (float32[K, 2d], unit-norm, in the concatenated
     space), ``selected_nouns_`` (indices into ``noun_embeddings``),
@@ -159,6 +165,7 @@ class TACNoTrain(TACTextSide, BaseClusterer):
         n_init: int = CONCAT_KMEANS_RESTARTS,
         noun_n_init: int = NOUN_KMEANS_RESTARTS,
         dedupe_nouns: bool = False,
+        kmeans_max_points_per_centroid: int | None = FAISS_MAX_POINTS_PER_CENTROID,
         random_state: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
@@ -168,6 +175,7 @@ class TACNoTrain(TACTextSide, BaseClusterer):
         self.n_init = n_init
         self.noun_n_init = noun_n_init
         self.dedupe_nouns = dedupe_nouns
+        self.kmeans_max_points_per_centroid = kmeans_max_points_per_centroid
         self.random_state = random_state
 
     def _noun_restarts(self) -> int:
@@ -192,7 +200,12 @@ class TACNoTrain(TACTextSide, BaseClusterer):
         self.image_dim_ = image.shape[1]
         joint = np.concatenate([image, l2_normalize(t)], axis=1)
         result = spherical_kmeans(
-            joint, k, n_init=self.n_init, max_iter=KMEANS_ITER, random_state=self.random_state
+            joint,
+            k,
+            n_init=self.n_init,
+            max_iter=KMEANS_ITER,
+            random_state=self.random_state,
+            max_points_per_centroid=self.kmeans_max_points_per_centroid,
         )
         self.labels_ = result.labels
         self.centers_ = result.centers

@@ -22,6 +22,9 @@ DEFAULT_BLOCK_SIZE = 4096
 # the noun centers and 20 for the no-train clustering of [u ; t].
 KMEANS_ITER = 300
 NOUN_KMEANS_RESTARTS = 10
+# faiss.Kmeans's own default, which TAC's scripts keep: k-means trains on a random subsample
+# of 256 points per center when there are more (semclust.ops.kmeans otherwise uses all).
+FAISS_MAX_POINTS_PER_CENTROID = 256
 CONCAT_KMEANS_RESTARTS = 20
 
 
@@ -101,6 +104,19 @@ def _first_of_duplicates(feats: np.ndarray) -> np.ndarray:
     return np.sort(first)
 
 
+def member_means(features: np.ndarray, labels: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """float32[k, d]: the normalised mean of each cluster's normalised rows, as TAC's
+    ``filter_nouns.py`` rebuilds its image centers from the k-means labels of every image (with
+    faiss's subsample the trained centroids saw only part of them). A cluster with no member
+    keeps its ``fallback`` row."""
+    x = l2_normalize(features)
+    sums = np.zeros_like(fallback, dtype=np.float64)
+    np.add.at(sums, labels, x)
+    empty = np.bincount(labels, minlength=len(fallback)) == 0
+    sums[empty] = fallback[empty]
+    return l2_normalize(sums.astype(np.float32))
+
+
 def select_nouns(
     image_features: ArrayLike,
     noun_feats: ArrayLike,
@@ -112,12 +128,14 @@ def select_nouns(
     max_iter: int = KMEANS_ITER,
     temperature: float = 1.0,
     dedupe: bool = True,
+    max_points_per_centroid: int | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> np.ndarray:
     """Ascending indices (into ``noun_feats``) of the nouns TAC keeps, int64.
 
     Images are clustered by spherical k-means into ``n_centers`` (k') centers (TAC: 300
-    iterations, ``n_init`` = 10 restarts); each noun
+    iterations, ``n_init`` = 10 restarts), each center the mean of its images
+    (:func:`member_means`); each noun
     goes to its most probable center (:func:`assign_nouns_to_centers`); the ``per_center``
     most confident nouns of each center are kept. Centers that attract fewer nouns keep all
     they have, so the result can be shorter than ``n_centers * per_center``.
@@ -125,14 +143,23 @@ def select_nouns(
     ``dedupe`` (an addition to TAC) first drops nouns whose embedding exactly repeats an
     earlier one: WordNet names many synsets alike ("bank", "bass"), and without this a
     center could spend its five places on copies of one word. The first copy's index is
-    the one returned.
+    the one returned. ``max_points_per_centroid`` goes to the image k-means
+    (:func:`semclust.ops.kmeans.spherical_kmeans`; None: every image trains it).
     """
     u = as_feature_matrix(image_features, name="image_features")
     s = as_feature_matrix(noun_feats, name="noun_feats")
     if u.shape[1] != s.shape[1]:
         raise ValueError(f"images have dimension {u.shape[1]} but nouns have {s.shape[1]}")
     candidates = _first_of_duplicates(s) if dedupe else np.arange(s.shape[0])
-    centers = spherical_kmeans(u, n_centers, n_init=n_init, max_iter=max_iter, random_state=random_state).centers
+    clustering = spherical_kmeans(
+        u,
+        n_centers,
+        n_init=n_init,
+        max_iter=max_iter,
+        random_state=random_state,
+        max_points_per_centroid=max_points_per_centroid,
+    )
+    centers = member_means(u, clustering.labels, clustering.centers)
     assignment, confidence = assign_nouns_to_centers(
         s[candidates], centers, temperature=temperature, block_size=block_size
     )
