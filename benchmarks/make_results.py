@@ -567,6 +567,13 @@ def tac_reference_section(records: list[dict]) -> list[str]:
             cells = " | ".join(mean_std([r[m] for r in rows]) for m in ("acc", "nmi", "ari"))
             lines.append(f"| {dataset} | {rows[0]['k_prime']} | {method} | {len(rows)} | {cells} | {gap} |")
     lines.append("")
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        acc = {(r["method"], r["seed"]): r["acc"] for r in records if r["dataset"] == dataset}
+        seeds = sorted({s for m, s in acc if m == "tac-notrain-public" and ("tac-notrain", s) in acc})
+        same = [seed for seed in seeds if acc[("tac-notrain", seed)] == acc[("tac-notrain-public", seed)]]
+        lines.append(f"- {dataset}: no-train ACC equal to the public code's on seeds {same} of {seeds}.")
+    vocabulary = r0.get("vocabulary", "wordnet-all")
+    lines += ["", f"Vocabulary on both sides: `{vocabulary}` ({r0.get('n_nouns', 82115)} nouns).", ""]
     return lines
 
 
