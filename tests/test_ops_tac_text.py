@@ -103,16 +103,16 @@ def test_tiny_temperature_gives_the_nearest_noun() -> None:
         text_counterparts(u, s, temperature=0.0)
 
 
-def test_member_means_are_the_normalised_means_of_each_clusters_rows() -> None:
-    """TAC's filter_nouns.py rebuilds its image centers from the k-means labels of every image."""
-    from semclust.ops.tac_text import member_means
+def test_noun_filter_centers_are_the_normalised_means_of_each_clusters_rows() -> None:
+    """TAC's filter_nouns.py rebuilds its image centers from the k-means labels of every image;
+    select_nouns does so with cluster_mean_directions (an empty cluster keeps its centroid)."""
+    from semclust.ops.features import cluster_mean_directions
 
     x = np.array([[3.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, -5.0]], dtype=np.float32)
     labels = np.array([0, 0, 1, 1])
-    fallback = np.array([[9.0, 9.0], [9.0, 9.0], [0.6, 0.8]], dtype=np.float32)
-    centers = member_means(x, labels, fallback)
+    centers = cluster_mean_directions(x, labels, 3)
     s = 2**-0.5
-    expected = np.array([[s, s], [s, s - 1.0], [0.6, 0.8]])  # rows normalised first, then averaged
+    expected = np.array([[s, s], [s, s - 1.0], [0.0, 0.0]])  # rows normalised first, then averaged
     expected[1] /= np.linalg.norm(expected[1])
     np.testing.assert_allclose(centers, expected, atol=1e-6)
 

@@ -11,33 +11,15 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from semclust.ops.features import as_feature_matrix, check_positive_int, l2_normalize
+from semclust.ops.features import as_feature_matrix, check_positive_int, cluster_mean_directions, l2_normalize
 
 
 def text_space_centroids(joint_feats: ArrayLike, labels: ArrayLike, n_clusters: int) -> np.ndarray:
-    """float32[K, d]: the normalised mean of each cluster's (normalised) joint embeddings.
-
-    Rows are L2-normalised before averaging, so a row's norm does not weight it. A cluster
-    with no members (or whose members cancel out) gets an all-zero row, which
-    :func:`name_clusters` names ``[]``.
+    """float32[K, d]: the normalised mean of each cluster's (normalised) joint embeddings
+    (:func:`semclust.ops.features.cluster_mean_directions`). A cluster with no members (or whose
+    members cancel out) gets an all-zero row, which :func:`name_clusters` names ``[]``.
     """
-    x = l2_normalize(as_feature_matrix(joint_feats, name="joint_feats"))
-    k = check_positive_int(n_clusters, "n_clusters")
-    lab = np.asarray(labels)
-    if lab.ndim != 1 or len(lab) != x.shape[0]:
-        raise ValueError(f"labels must be 1-D with {x.shape[0]} entries, got shape {lab.shape}")
-    if len(lab) and not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got dtype {lab.dtype}")
-    lab = lab.astype(np.int64)
-    if len(lab) and (lab.min() < 0 or lab.max() >= k):
-        bad = lab.min() if lab.min() < 0 else lab.max()
-        raise ValueError(f"labels must lie in [0, {k}), got {bad}")
-    sums = np.zeros((k, x.shape[1]), dtype=np.float64)
-    np.add.at(sums, lab, x.astype(np.float64))
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    # a cancelled-out sum is numerically noise; treat it like an empty cluster
-    out = np.where(norms > 1e-8, sums / np.maximum(norms, 1e-12), 0.0)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return cluster_mean_directions(joint_feats, labels, n_clusters)
 
 
 def name_clusters(

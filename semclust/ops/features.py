@@ -42,3 +42,28 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.ascontiguousarray(x / np.maximum(norms, eps), dtype=np.float32)
+
+
+def cluster_mean_directions(features: ArrayLike, labels: ArrayLike, n_clusters: int) -> np.ndarray:
+    """float32[K, d]: the normalised mean of each cluster's L2-normalised rows.
+
+    Rows are normalised before averaging, so a row's norm does not weight it. A cluster with no
+    members (or whose members cancel out) gets an all-zero row.
+    """
+    x = l2_normalize(as_feature_matrix(features, name="features"))
+    k = check_positive_int(n_clusters, "n_clusters")
+    lab = np.asarray(labels)
+    if lab.ndim != 1 or len(lab) != x.shape[0]:
+        raise ValueError(f"labels must be 1-D with {x.shape[0]} entries, got shape {lab.shape}")
+    if len(lab) and not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {lab.dtype}")
+    lab = lab.astype(np.int64)
+    if len(lab) and (lab.min() < 0 or lab.max() >= k):
+        bad = lab.min() if lab.min() < 0 else lab.max()
+        raise ValueError(f"labels must lie in [0, {k}), got {bad}")
+    sums = np.zeros((k, x.shape[1]), dtype=np.float64)
+    np.add.at(sums, lab, x.astype(np.float64))
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    # a cancelled-out sum is numerically noise; treat it like an empty cluster
+    out = np.where(norms > 1e-8, sums / np.maximum(norms, 1e-12), 0.0)
+    return np.ascontiguousarray(out, dtype=np.float32)

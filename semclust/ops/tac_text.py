@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from semclust.ops.features import as_feature_matrix, check_positive_int, l2_normalize
+from semclust.ops.features import as_feature_matrix, check_positive_int, cluster_mean_directions, l2_normalize
 from semclust.ops.kmeans import spherical_kmeans
 from semclust.ops.relation import softmax_rows
 
@@ -104,19 +104,6 @@ def _first_of_duplicates(feats: np.ndarray) -> np.ndarray:
     return np.sort(first)
 
 
-def member_means(features: np.ndarray, labels: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """float32[k, d]: the normalised mean of each cluster's normalised rows, as TAC's
-    ``filter_nouns.py`` rebuilds its image centers from the k-means labels of every image (with
-    faiss's subsample the trained centroids saw only part of them). A cluster with no member
-    keeps its ``fallback`` row."""
-    x = l2_normalize(features)
-    sums = np.zeros_like(fallback, dtype=np.float64)
-    np.add.at(sums, labels, x)
-    empty = np.bincount(labels, minlength=len(fallback)) == 0
-    sums[empty] = fallback[empty]
-    return l2_normalize(sums.astype(np.float32))
-
-
 def select_nouns(
     image_features: ArrayLike,
     noun_feats: ArrayLike,
@@ -134,8 +121,8 @@ def select_nouns(
     """Ascending indices (into ``noun_feats``) of the nouns TAC keeps, int64.
 
     Images are clustered by spherical k-means into ``n_centers`` (k') centers (TAC: 300
-    iterations, ``n_init`` = 10 restarts), each center the mean of its images
-    (:func:`member_means`); each noun
+    iterations, ``n_init`` = 10 restarts), each center the mean direction of its images
+    (:func:`semclust.ops.features.cluster_mean_directions`); each noun
     goes to its most probable center (:func:`assign_nouns_to_centers`); the ``per_center``
     most confident nouns of each center are kept. Centers that attract fewer nouns keep all
     they have, so the result can be shorter than ``n_centers * per_center``.
@@ -159,7 +146,11 @@ def select_nouns(
         random_state=random_state,
         max_points_per_centroid=max_points_per_centroid,
     )
-    centers = member_means(u, clustering.labels, clustering.centers)
+    # TAC's filter_nouns.py rebuilds each center from the labels of every image (faiss's
+    # subsample trained the centroids on part of them); a center left empty keeps its centroid.
+    centers = cluster_mean_directions(u, clustering.labels, n_centers)
+    empty = ~centers.any(axis=1)
+    centers[empty] = clustering.centers[empty]
     assignment, confidence = assign_nouns_to_centers(
         s[candidates], centers, temperature=temperature, block_size=block_size
     )
