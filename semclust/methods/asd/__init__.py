@@ -17,7 +17,9 @@ After Duan, Qi, Shi, Gao (TIP 2025, arXiv 2509.20976), which has no public code;
    images as unlabelled data.
 3. **Class transitions**: every ``record_every`` steps the argmax prediction of the (live)
    model on up to ``max_tracked`` unlabelled images is recorded. Within the window (the last
-   ``transition_window`` fraction of the instance steps) an image predicted ``a`` at one record
+   ``transition_window`` fraction of the instance steps; both None by default: the backbone's
+   ``recording``, the last half and 5,000 images from scratch, every image over the whole stage
+   on a frozen encoder) an image predicted ``a`` at one record
    and ``b != a`` at the next adds one to ``T[a, b]``. Interpretation: an image that drifts
    between two instance classes sits between them, so frequent drifts mean the two instances
    are semantically close. ``S = T + T^T``, row-normalised.

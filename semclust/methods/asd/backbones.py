@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from semclust.methods.asd.instance import RECORD_CHUNK, TrainerStage
+from semclust.methods.asd.instance import RECORD_CHUNK, Recording, TrainerStage
 
 EVAL_BATCH = 512  # images per forward pass in predict (the trainer's evaluation batch)
 
@@ -52,6 +52,10 @@ class PixelStage(TrainerStage):
 @dataclass
 class PixelBackbone:
     """FixMatch stages on the prepared uint8 images ``x`` with a network trained from scratch."""
+
+    # A network from scratch predicts noise early on: transitions are counted over the last half
+    # of the instance stage, on up to 5,000 images (each record is a forward pass over them).
+    recording = Recording(transition_window=0.5, max_tracked=5000)
 
     x: np.ndarray
     network: Any

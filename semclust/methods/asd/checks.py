@@ -57,11 +57,11 @@ def check_params(est: Any) -> None:
         raise ValueError(f"unknown similarity {est.similarity!r}; expected one of {', '.join(SIMILARITIES)}")
     if not isinstance(est.n_clusters, (int, np.integer)) or est.n_clusters < 2:
         raise ValueError(f"n_clusters must be an integer of at least 2, got {est.n_clusters!r}")
-    if not 0.0 < float(est.transition_window) <= 1.0:
+    if est.transition_window is not None and not 0.0 < float(est.transition_window) <= 1.0:
         raise ValueError(f"transition_window must be in (0, 1], got {est.transition_window}")
     positive = ("instance_steps", "ssl_steps", "record_every", "rounds", "batch_size", "mu", "max_tracked")
     for name in (*positive, "checkpoint_every"):
-        if name == "mu" and est.mu is None:
+        if name in ("mu", "max_tracked") and getattr(est, name) is None:
             continue
         if int(getattr(est, name)) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(est, name)}")

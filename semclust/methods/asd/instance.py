@@ -17,6 +17,22 @@ from semclust.methods.asd.state import Records, RunCheckpoint
 RECORD_CHUNK = 1024  # tracked images per forward pass when recording
 
 
+@dataclass(frozen=True)
+class Recording:
+    """Which predictions the instance stage records, where ASD's ``transition_window`` and
+    ``max_tracked`` are left at None: each backbone declares its own (``recording``)."""
+
+    transition_window: float  # the last fraction of the instance steps
+    max_tracked: int | None  # None: every image
+
+
+def resolve_recording(est: Any, default: Recording) -> Recording:
+    """``default`` with the estimator's ``transition_window`` / ``max_tracked`` where they are set."""
+    window = default.transition_window if est.transition_window is None else float(est.transition_window)
+    tracked = default.max_tracked if est.max_tracked is None else int(est.max_tracked)
+    return Recording(window, tracked)
+
+
 class Stage(Protocol):
     """One FixMatch stage on a backbone (:mod:`semclust.methods.asd.backbones`)."""
 
@@ -93,7 +109,7 @@ def run_instance_stage(
     seed: int,
     record_every: int,
     transition_window: float,
-    max_tracked: int,
+    max_tracked: int | None,
     co_prediction: bool | str,
     ticks: StageTicks,
     checkpoint: RunCheckpoint | None = None,
@@ -108,7 +124,10 @@ def run_instance_stage(
     import torch
 
     rng = np.random.default_rng(seed + 7)
-    tracked = np.arange(n) if n <= max_tracked else np.sort(rng.choice(n, max_tracked, replace=False))
+    if max_tracked is None or n <= max_tracked:
+        tracked = np.arange(n)
+    else:
+        tracked = np.sort(rng.choice(n, max_tracked, replace=False))
     start = int(math.floor((1.0 - float(transition_window)) * steps))
     records = checkpoint.records(round_index) if checkpoint is not None else Records()
     first_step: list[int] = []

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from semclust.methods.asd.instance import StageTicks, run_instance_stage
+from semclust.methods.asd.instance import StageTicks, resolve_recording, run_instance_stage
 from semclust.methods.asd.samplers import make_sampler
 from semclust.methods.asd.similarity import align_groups, feature_similarity, group_instances
 from semclust.methods.asd.state import Grouping, RunCheckpoint
@@ -47,6 +47,7 @@ def sample_and_group(
         tick = progress(description, int(est.instance_steps)) if progress else None
         steps = int(est.instance_steps)
         out_dir = checkpoint.stage_dir(round_index, "instance") if checkpoint is not None else None
+        recording = resolve_recording(est, backbone.recording)
         result = run_instance_stage(
             backbone.stage(n_l, steps, seed, mu["instance"], out_dir),
             n,
@@ -56,8 +57,8 @@ def sample_and_group(
             steps=steps,
             seed=seed,
             record_every=int(est.record_every),
-            transition_window=float(est.transition_window),
-            max_tracked=int(est.max_tracked),
+            transition_window=recording.transition_window,
+            max_tracked=recording.max_tracked,
             co_prediction=est.co_prediction,
             ticks=StageTicks(tick, steps),
             checkpoint=checkpoint,
