@@ -13,6 +13,7 @@ Run: ``.venv/bin/python benchmarks/asd_recording.py [--seeds 0 1 2] [--configs b
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "whole-stage, every image, co-predictions": {"co_prediction": True},
     "whole-stage, every image, + feature similarity": {"similarity": "combined"},
     "whole-stage, every image, 1000 steps": {"instance_steps": 1000},
+    "whole-stage, every image, keep_confident 0.5": {"keep_confident": 0.5},
+    "whole-stage, every image, prototype sampler + 5 neighbours": {"sampler": "prototype", "n_neighbours": 5},
+    "whole-stage, every image, 600 SSL steps": {"ssl_steps": 600},
 }
 
 
@@ -45,6 +49,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "asd_recording.json"))
+    parser.add_argument("--append", action="store_true", help="keep --out's records of the other configs")
     args = parser.parse_args()
     torch.set_num_threads(2)
     data, _ = prepare("fashion-mnist", 10000, 2, 2, 2)
@@ -53,6 +58,8 @@ def main() -> None:
     n_l = int(np.ceil(default_n_labelled(len(features), k) / k) * k)
     head = {"batch_size": 64, "mu": 7, "lr": 0.03, "threshold": 0.95, "hidden": 0}
     records: list[dict[str, Any]] = []
+    if args.append and Path(args.out).is_file():
+        records = [r for r in json.loads(Path(args.out).read_text()) if r["config"] not in args.configs]
     for name in args.configs:
         for seed in args.seeds:
             start = time.perf_counter()

@@ -128,7 +128,6 @@ class OfflineEncoder(Encoder):
         self.bridge_lambda = bridge_lambda
         self.bridge_alpha = bridge_alpha
         self.paired_holdout = paired_holdout
-        self._paired_emoji = 0  # emoji the paired map was fitted on, once fitted
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.threads = check_threads(threads)
@@ -211,7 +210,7 @@ class OfflineEncoder(Encoder):
             if self.bridge_kind == "paired":
                 from semclust.encoders.paired_bridge import cached_emoji_pairs, paired_matrix
 
-                matrix, self._paired_emoji = paired_matrix(
+                matrix, _ = paired_matrix(
                     cached_emoji_pairs(self),
                     self.paired_holdout,
                     self.classifier_weights(),
@@ -324,8 +323,6 @@ class OfflineEncoder(Encoder):
             description["renderings"] = list(RENDERINGS)
             description["lambda"] = self.bridge_lambda
             description["holdout"] = self.paired_holdout
-            if self._paired_emoji:
-                description["n_emoji"] = self._paired_emoji
         return description
 
     def text_config(self) -> dict[str, Any]:
