@@ -85,6 +85,16 @@ def prepare(
     return data, time.perf_counter() - start
 
 
+def _recording(asd: ASD) -> str:
+    """What the instance stage recorded: the estimator's settings or the frozen backbone's default."""
+    from semclust.methods.asd.frozen import FrozenBackbone
+    from semclust.methods.asd.instance import resolve_recording
+
+    used = resolve_recording(asd, FrozenBackbone.recording)
+    images = "every image" if used.max_tracked is None else f"up to {used.max_tracked} images"
+    return f"last {used.transition_window:g} of the instance stage, {images}"
+
+
 def run(
     dataset: str,
     data: dict[str, Any],
@@ -146,6 +156,7 @@ def run(
                 labelled_purity=asd.labelled_purity_, classes_covered=asd.classes_covered_,
                 n_labelled_used=int(len(asd.labelled_indices_)), co_predictions_used=bool(asd.co_predictions_used_),
                 transitions_counted=int(asd.transitions_.sum()),
+                recording=_recording(asd),
                 train_acc=evaluate(ys, asd.labels_)["acc"])  # fmt: skip
         if "fixmatch-truth-frozen" in methods:
             start = time.perf_counter()

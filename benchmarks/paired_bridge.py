@@ -234,7 +234,8 @@ def paired_section(records: list[dict]) -> list[str]:
         if r["bridge"] == BRIDGES[0]:
             other = next(x for x in records if x.get("kind") == "retrieval" and x["bridge"] == BRIDGES[1])
             for key in ("top1", "top5", "median_rank"):
-                lines.append(f"| emoji (all {r['n']}) | name retrieval {key} | {r[key]:.3f} | {other[key]:.3f} |")
+                fmt = ".0f" if key == "median_rank" else ".3f"
+                lines.append(f"| emoji (all {r['n']}) | name retrieval {key} | {r[key]:{fmt}} | {other[key]:{fmt}} |")
     cells: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         if r.get("kind") == "knn-purity":
@@ -259,7 +260,9 @@ def paired_section(records: list[dict]) -> list[str]:
     for r in (r for r in records if r.get("kind") == "rule"):
         lines += ["", "Rule for making the paired bridge the default:", ""]
         lines += [f"- {name}: {'yes' if ok else 'no'}" for name, ok in r["conditions"].items()]
-        lines.append(f"- Fashion-MNIST ACC lost with the paired bridge (points): {r['fashion_acc_loss']}")
+        lines.append(
+            f"- Fashion-MNIST ACC lost with the paired bridge (points; negative = gained): {r['fashion_acc_loss']}"
+        )
         verdict = "paired is the default" if r["paired_becomes_default"] else "default unchanged"
         lines.append(f"- **Verdict: {verdict}**")
     return lines + [""]
