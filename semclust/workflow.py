@@ -96,6 +96,9 @@ def embed(
         encoder = get_encoder(
             encoder, device="cpu" if engine == "ray" else device, batch_size=batch_size, threads=threads
         )
+    from semclust.encoders.paired_bridge import warn_if_fitted_on
+
+    warn_if_fitted_on(source, encoder)
     out_dir = Path(out) if out is not None else default_cache_dir() / "features" / cache_key(source, encoder)
     on_progress = progress(f"embedding {source.name}", len(source)) if progress else None
     report = build_store(

@@ -155,3 +155,16 @@ def test_held_out_view_maps_each_emoji_with_the_map_that_left_it_out() -> None:
     view = held_out_joint_view(Recorder(), np.zeros((25, 4), np.float32), keys)
     in_a = split_by_codepoint(keys)
     np.testing.assert_array_equal(view[:, 0], np.where(in_a, 1.0, 2.0))
+
+
+def test_embedding_emoji_with_the_paired_bridge_warns_that_they_are_not_held_out(caplog) -> None:
+    from types import SimpleNamespace
+
+    from semclust.encoders.paired_bridge import warn_if_fitted_on
+
+    emoji = SimpleNamespace(name="emoji")
+    with caplog.at_level("WARNING", logger="semclust"):
+        assert warn_if_fitted_on(emoji, SimpleNamespace(bridge_kind="paired", paired_holdout="none"))
+    assert "not held out" in caplog.text
+    assert not warn_if_fitted_on(emoji, SimpleNamespace(bridge_kind="procrustes"))
+    assert not warn_if_fitted_on(SimpleNamespace(name="fashion-mnist"), SimpleNamespace(bridge_kind="paired"))

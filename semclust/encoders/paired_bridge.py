@@ -271,3 +271,19 @@ def held_out_joint_view(encoder: Any, visual: np.ndarray, keys: Sequence[str]) -
     if out is None:
         raise ValueError("no rows to map")
     return out
+
+
+def warn_if_fitted_on(source: Any, encoder: Any) -> bool:
+    """Log a warning (and return True) when ``encoder``'s paired map was fitted on ``source``'s
+    emoji with their names: joint-view results on them would not be held out."""
+    if getattr(encoder, "bridge_kind", None) != "paired" or getattr(source, "name", None) != "emoji":
+        return False
+    import logging
+
+    logging.getLogger("semclust").warning(
+        "the paired bridge (paired_holdout=%s) was fitted on emoji with their names: joint-view results on "
+        "%s are not held out; score emoji with semclust.encoders.paired_bridge.held_out_joint_view",
+        encoder.paired_holdout,
+        source.name,
+    )
+    return True
