@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from collections import defaultdict
@@ -48,7 +49,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import mean_std, write_records  # noqa: E402
 from naming import CLASS_SYNSETS, EMOJI_GROUPS, EMOJI_SUB, FASHION, score_names  # noqa: E402
 
-BRIDGES = ("procrustes (default)", "paired")
+DEFAULT = "procrustes (default)"
+# candidate name -> the offline encoder's options for it
+CANDIDATES = {
+    "paired": {"bridge": "paired"},
+    "paired-procrustes": {"bridge": "paired", "paired_method": "procrustes"},
+}
+BRIDGES = (DEFAULT, *CANDIDATES)
 JOINT_METHODS = ("tac", "laic")
 MAX_FASHION_LOSS = 0.02
 
@@ -75,17 +82,20 @@ def knn_purity(view: np.ndarray, labels: np.ndarray, k: int = 10, block: int = 2
     return same / (len(x) * k)
 
 
-def joint_views(encoder: OfflineEncoder, spec: str, features: FeatureSet, ids: list[str]) -> dict[str, np.ndarray]:
+def joint_view(encoder: OfflineEncoder, candidate: str, spec: str, features: FeatureSet, ids: list[str]) -> np.ndarray:
+    """The joint view of ``candidate``: Fashion-MNIST through the map fitted on every emoji, emoji
+    each through the map fitted without its half."""
     assert features.visual is not None
+    if candidate == DEFAULT:
+        return features.joint
+    paired = encoder.with_bridge(**CANDIDATES[candidate])
     if spec == FASHION:
-        paired = encoder.with_bridge(bridge="paired").bridge.embed(features.visual, None)
-    else:
-        paired = held_out_joint_view(encoder, features.visual, [i.split("/", 1)[1] for i in ids])
-    return {"procrustes (default)": features.joint, "paired": paired}
+        return paired.bridge.embed(features.visual, None)
+    return held_out_joint_view(paired, features.visual, [i.split("/", 1)[1] for i in ids])
 
 
-def rule(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each condition of the rule, and the verdict."""
+def rule(records: list[dict[str, Any]], paired: str) -> dict[str, Any]:
+    """Each condition of the rule for candidate ``paired``, and the verdict."""
 
     def one(kind: str, dataset: str, bridge: str, key: str, method: str | None = None) -> float:
         rows = [
@@ -97,7 +107,7 @@ def rule(records: list[dict[str, Any]]) -> dict[str, Any]:
 
     fashion = FASHION.removeprefix("dataset:")
     groups = EMOJI_GROUPS.removeprefix("dataset:")
-    paired, default = BRIDGES[1], BRIDGES[0]
+    default = DEFAULT
     conditions = {
         "retrieval top-5": one("retrieval", "emoji:all", paired, "top5")
         > one("retrieval", "emoji:all", default, "top5"),
@@ -117,7 +127,8 @@ def rule(records: list[dict[str, Any]]) -> dict[str, Any]:
         conditions[f"fashion-mnist {method} ACC loss <= 2 points"] = loss <= MAX_FASHION_LOSS
     return {
         "kind": "rule",
-        "method": "paired bridge as the default",
+        "method": f"{paired} as the default",
+        "bridge": paired,
         "dataset": "all",
         "seed": 0,
         "conditions": conditions,
@@ -131,11 +142,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--datasets", nargs="*", default=[FASHION, EMOJI_GROUPS, EMOJI_SUB])
+    parser.add_argument("--bridges", nargs="*", default=list(BRIDGES), help=f"any of {', '.join(BRIDGES)}")
+    parser.add_argument("--append", action="store_true", help="keep --out's records of the other bridges")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "paired_bridge.json"))
     args = parser.parse_args()
     torch.set_num_threads(2)
     encoder = OfflineEncoder()
     records: list[dict[str, Any]] = []
+    if args.append and Path(args.out).is_file():
+        kept = json.loads(Path(args.out).read_text())
+        records = [r for r in kept if r.get("bridge") not in args.bridges and r.get("kind") != "rule"]
 
     def add(record: dict[str, Any]) -> None:
         records.append(record)
@@ -143,15 +159,20 @@ def main() -> None:
 
     t0 = time.perf_counter()
     pairs = cached_emoji_pairs(encoder)
-    _ = encoder.with_bridge(bridge="paired").bridge  # fitted here, so its time is in no method's
+    for candidate in (c for c in args.bridges if c in CANDIDATES):
+        _ = encoder.with_bridge(**CANDIDATES[candidate]).bridge  # fitted here, so its time is in no method's
     print(f"pairs {pairs['visual'].shape} and the paired map in {time.perf_counter() - t0:.0f} s", flush=True)
     colour = pairs["visual"][:, 0]
     texts = pairs["texts"] / np.linalg.norm(pairs["texts"], axis=1, keepdims=True)
     keys = [str(k) for k in pairs["keys"]]
-    for bridge, view in zip(BRIDGES, (encoder.bridge.embed(colour, None), held_out_joint_view(encoder, colour, keys))):
+    for bridge in args.bridges:
+        if bridge == DEFAULT:
+            view = encoder.bridge.embed(colour, None)
+        else:
+            view = held_out_joint_view(encoder.with_bridge(**CANDIDATES[bridge]), colour, keys)
         r = retrieval(view, texts)
         add({"kind": "retrieval", "method": bridge, "bridge": bridge, "dataset": "emoji:all", "seed": 0})
-        records[-1].update({"n": len(view), **r, "wall_s": 0.0, "held_out": bridge == "paired"})
+        records[-1].update({"n": len(view), **r, "wall_s": 0.0, "held_out": bridge != DEFAULT})
         print(bridge, r, flush=True)
 
     for spec in args.datasets:
@@ -161,15 +182,16 @@ def main() -> None:
         truth, classes = features.labels, list(features.class_names or [])
         assert truth is not None
         k = len(classes)
-        for bridge, joint in joint_views(encoder, spec, features, list(store.ids)).items():
-            held_out = bridge == "paired" and spec != FASHION
+        for bridge in args.bridges:
+            joint = joint_view(encoder, bridge, spec, features, list(store.ids))
+            held_out = bridge != DEFAULT and spec != FASHION
             common = {"bridge": bridge, "dataset": dataset, "held_out_by_codepoint": held_out}
             add({"kind": "knn-purity", "method": "knn-10", "seed": 0, **common})
             records[-1].update({"purity": knn_purity(joint, truth), "wall_s": 0.0})
             view_features = dataclasses.replace(features, joint=joint)
             for method, seeds in (("zeroshot", [0]), *((m, args.seeds) for m in ("kmeans", *JOINT_METHODS))):
-                if method == "kmeans" and bridge != BRIDGES[0]:
-                    continue  # reads the visual view: the same under both bridges
+                if method == "kmeans" and bridge != DEFAULT:
+                    continue  # reads the visual view: the same under every bridge
                 for seed in seeds:
                     start = time.perf_counter()
                     result = run_method(method, view_features, k, seed, name_clusters_with_nouns=False)
@@ -180,14 +202,15 @@ def main() -> None:
                         {m: metrics[m] for m in ("acc", "nmi", "ari")} | {"wall_s": time.perf_counter() - start}
                     )
                     print(dataset, bridge, method, seed, f"acc {metrics['acc']:.4f}", flush=True)
-            if spec == EMOJI_SUB and bridge == "paired":
-                add_naming(add, records, view_features, joint, truth, classes, args.seeds[0] if args.seeds else 0)
-    if {FASHION, EMOJI_GROUPS} <= set(args.datasets):
-        add(rule(records))
-        print(records[-1], flush=True)
+            if spec == EMOJI_SUB and bridge != DEFAULT:
+                add_naming(add, view_features, joint, truth, classes, args.seeds[0] if args.seeds else 0, bridge)
+    for candidate in CANDIDATES:
+        if any(r["kind"] == "bridge-clustering" and r["bridge"] == candidate for r in records):
+            add(rule(records, candidate))
+            print(records[-1], flush=True)
 
 
-def add_naming(add, records, features: FeatureSet, view: np.ndarray, truth, classes, seed: int) -> None:
+def add_naming(add, features: FeatureSet, view: np.ndarray, truth, classes, seed: int, bridge: str) -> None:
     """CSLS names of the subgroups (true classes, k-means and LAIC clusters) in the held-out paired view."""
     names, nouns = features.noun_vocabulary()
     ids = features.noun_synset_ids() if features.noun_synset_ids else None
@@ -203,49 +226,52 @@ def add_naming(add, records, features: FeatureSet, view: np.ndarray, truth, clas
             {
                 "kind": "naming",
                 "method": method,
-                "route": "csls-paired",
+                "route": f"csls-{bridge}",
                 "dataset": EMOJI_SUB.removeprefix("dataset:"),
                 "seed": seed,
                 "n_clusters": len(classes),
                 **scored,
                 "wall_s": time.perf_counter() - start,
-                "bridge": "paired, held out by code point: every image mapped by a map fitted without its half",
+                "bridge": bridge,
+                "held_out_by_codepoint": True,
             }
         )
         print(f"{method}: names hit {scored['hits']}/{scored['n_named']}", flush=True)
 
 
 def paired_section(records: list[dict]) -> list[str]:
-    """RESULTS.md: the two bridges side by side, and the rule."""
+    """RESULTS.md: the bridges side by side, and the rule for each candidate."""
     if not any(r.get("kind") == "bridge-clustering" for r in records):
         return []
+    bridges = [b for b in BRIDGES if any(r.get("bridge") == b for r in records)]
     lines = [
-        "## The paired bridge against the default (`benchmarks/paired_bridge.py`)",
+        "## The paired bridges against the default (`benchmarks/paired_bridge.py`)",
         "",
-        "`offline:bridge=paired`: ridge from the visual features of rendered emoji (colour, grey, inverted, "
-        "low resolution) to MiniLM of their CLDR names and keywords, plus the classifier's 1000 rows. Every "
-        "emoji image below is mapped by the map fitted *without* its code-point half; Fashion-MNIST by the "
-        "map fitted on every emoji. k-means reads the visual view (the same under both bridges).",
+        "`offline:bridge=paired`: a map from the visual features of rendered emoji (colour, grey, inverted, "
+        "low resolution) to MiniLM of their CLDR names and keywords, plus the classifier's 1000 rows: ridge "
+        "(`paired`) or orthogonal Procrustes (`paired-procrustes`, `paired_method=procrustes`). Every emoji "
+        "image below is mapped by the map fitted *without* its code-point half; Fashion-MNIST by the map "
+        "fitted on every emoji. k-means reads the visual view (the same under every bridge).",
         "",
-        "| dataset | measure | procrustes (default) | paired |",
-        "|---|---|---|---|",
+        f"| dataset | measure | {' | '.join(bridges)} |",
+        "|---|---|" + "---|" * len(bridges),
     ]
-    for r in (r for r in records if r.get("kind") == "retrieval"):
-        if r["bridge"] == BRIDGES[0]:
-            other = next(x for x in records if x.get("kind") == "retrieval" and x["bridge"] == BRIDGES[1])
-            for key in ("top1", "top5", "median_rank"):
-                fmt = ".0f" if key == "median_rank" else ".3f"
-                lines.append(f"| emoji (all {r['n']}) | name retrieval {key} | {r[key]:{fmt}} | {other[key]:{fmt}} |")
-    cells: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    retrievals = {r["bridge"]: r for r in records if r.get("kind") == "retrieval"}
+    for key in ("top1", "top5", "median_rank"):
+        fmt = ".0f" if key == "median_rank" else ".3f"
+        cells = [f"{retrievals[b][key]:{fmt}}" if b in retrievals else "-" for b in bridges]
+        n = next(iter(retrievals.values()))["n"] if retrievals else 0
+        lines.append(f"| emoji (all {n}) | name retrieval {key} | {' | '.join(cells)} |")
+    table: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         if r.get("kind") == "knn-purity":
-            cells[(r["dataset"], "kNN-10 purity of the joint view")][r["bridge"]].append(r)
+            table[(r["dataset"], "kNN-10 purity of the joint view")][r["bridge"]].append(r)
         elif r.get("kind") in ("bridge-zeroshot", "bridge-clustering"):
             label = "zero-shot ACC" if r["kind"] == "bridge-zeroshot" else f"{r['method']} ACC / NMI / ARI"
-            cells[(r["dataset"], label)][r["bridge"]].append(r)
-    for (dataset, label), by_bridge in cells.items():
+            table[(r["dataset"], label)][r["bridge"]].append(r)
+    for (dataset, label), by_bridge in table.items():
         row = []
-        for bridge in BRIDGES:
+        for bridge in bridges:
             rows = by_bridge.get(bridge, [])
             if not rows:
                 row.append("(same)")
@@ -256,15 +282,14 @@ def paired_section(records: list[dict]) -> list[str]:
             else:
                 row.append(" / ".join(mean_std([r[m] for r in rows]) for m in ("acc", "nmi", "ari")))
         n = len(next(iter(by_bridge.values())))
-        lines.append(f"| {dataset} | {label}{f' ({n} seeds)' if n > 1 else ''} | {row[0]} | {row[1]} |")
+        lines.append(f"| {dataset} | {label}{f' ({n} seeds)' if n > 1 else ''} | {' | '.join(row)} |")
     for r in (r for r in records if r.get("kind") == "rule"):
-        lines += ["", "Rule for making the paired bridge the default:", ""]
-        lines += [f"- {name}: {'yes' if ok else 'no'}" for name, ok in r["conditions"].items()]
-        lines.append(
-            f"- Fashion-MNIST ACC lost with the paired bridge (points; negative = gained): {r['fashion_acc_loss']}"
-        )
-        verdict = "paired is the default" if r["paired_becomes_default"] else "default unchanged"
-        lines.append(f"- **Verdict: {verdict}**")
+        name = r.get("bridge", "paired")
+        lines += ["", f"Rule for making `{name}` the default:", ""]
+        lines += [f"- {condition}: {'yes' if ok else 'no'}" for condition, ok in r["conditions"].items()]
+        loss = r["fashion_acc_loss"]
+        lines.append(f"- Fashion-MNIST ACC lost (points; negative = gained): {loss}")
+        lines.append(f"- **Passes the rule: {'yes' if r['paired_becomes_default'] else 'no'}**")
     return lines + [""]
 
 

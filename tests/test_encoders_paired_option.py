@@ -168,3 +168,26 @@ def test_embedding_emoji_with_the_paired_bridge_warns_that_they_are_not_held_out
     assert "not held out" in caplog.text
     assert not warn_if_fitted_on(emoji, SimpleNamespace(bridge_kind="procrustes"))
     assert not warn_if_fitted_on(SimpleNamespace(name="fashion-mnist"), SimpleNamespace(bridge_kind="paired"))
+
+
+def test_procrustes_paired_map_is_orthogonal_and_fits_a_rotation() -> None:
+    rng = np.random.default_rng(4)
+    pairs = _pairs(rng, n=60, renderings=2, dim=8, text_dim=3)
+    q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    rotation = q[:, :3]  # orthonormal columns
+    # unit visual rows inside the rotation's span, so texts = visual @ rotation are unit too and
+    # a Procrustes fit must recover the rotation itself
+    texts = rng.normal(size=(60, 3))
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    pairs["texts"] = texts
+    pairs["visual"] = np.stack([texts @ rotation.T] * 2, axis=1).astype(np.float32)
+    class_texts = rng.normal(size=(5, 3))
+    class_texts /= np.linalg.norm(class_texts, axis=1, keepdims=True)
+    weights = class_texts @ rotation.T
+    matrix, _ = paired_matrix(pairs, "none", weights, class_texts, method="procrustes")
+    np.testing.assert_allclose(matrix.T @ matrix, np.eye(3), atol=1e-5)
+    np.testing.assert_allclose(matrix, rotation, atol=1e-4)
+    with pytest.raises(ValueError, match="paired_method"):
+        paired_matrix(pairs, "none", weights, class_texts, method="cca")
+    with pytest.raises(ValueError, match="paired_method"):
+        get_encoder("offline:bridge=paired,paired_method=cca")

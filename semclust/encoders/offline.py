@@ -27,7 +27,7 @@ from semclust.encoders.bridge import BRIDGE_KINDS, ConSEBridge, LinearBridge, Mi
 from semclust.encoders.efficientnet import VISUAL_MODELS, EfficientNetLiteTower, OnnxVisualTower, classifier_head
 from semclust.encoders.imagenet import imagenet_class_names, imagenet_synset_ids
 from semclust.encoders.minilm import MiniLMTextTower
-from semclust.encoders.paired_bridge import PairedBridge, check_holdout
+from semclust.encoders.paired_bridge import PAIRED_METHODS, PairedBridge, check_holdout
 from semclust.encoders.preprocess import Preprocessing, images_to_array
 from semclust.encoders.runtime import check_threads, fall_back_warning, resolve_backend, single_threaded_blas
 
@@ -101,12 +101,15 @@ class OfflineEncoder(Encoder):
         backend: str = "auto",
         threads: int | None = None,
         paired_holdout: str = "none",
+        paired_method: str = "ridge",
     ) -> None:
         if visual_model not in VISUAL_MODELS:
             raise ValueError(f"visual_model must be one of {', '.join(VISUAL_MODELS)}, got {visual_model!r}")
         if bridge not in BRIDGE_KINDS:
             raise ValueError(f"bridge must be one of {', '.join(BRIDGE_KINDS)}, got {bridge!r}")
         check_holdout(paired_holdout)
+        if paired_method not in PAIRED_METHODS:
+            raise ValueError(f"paired_method must be one of {', '.join(PAIRED_METHODS)}, got {paired_method!r}")
         if class_text not in CLASS_TEXTS:
             raise ValueError(f"class_text must be one of {', '.join(CLASS_TEXTS)}, got {class_text!r}")
         # Spec strings give numbers as text ("bridge_lambda=0.1").
@@ -128,6 +131,7 @@ class OfflineEncoder(Encoder):
         self.bridge_lambda = bridge_lambda
         self.bridge_alpha = bridge_alpha
         self.paired_holdout = paired_holdout
+        self.paired_method = paired_method
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.threads = check_threads(threads)
@@ -216,6 +220,7 @@ class OfflineEncoder(Encoder):
                     self.classifier_weights(),
                     class_texts,
                     self.bridge_lambda,
+                    self.paired_method,
                 )
                 self._bridge = PairedBridge(matrix)
             elif self.bridge_kind == "conse":
@@ -238,7 +243,10 @@ class OfflineEncoder(Encoder):
     def with_bridge(self, **options: Any) -> OfflineEncoder:
         """A copy with other bridge options (``bridge``, ``class_text``, ``top_t``, ...) that shares
         the loaded towers and class-text embeddings; ``image_size`` and ``visual_model`` cannot change."""
-        allowed = {"bridge", "class_text", "bridge_lambda", "bridge_alpha", "top_t", "class_template", "paired_holdout"}
+        allowed = {
+            "bridge", "class_text", "bridge_lambda", "bridge_alpha", "top_t", "class_template", "paired_holdout",
+            "paired_method",
+        }  # fmt: skip
         unknown = set(options) - allowed
         if unknown:
             raise ValueError(f"with_bridge cannot change {', '.join(sorted(unknown))}")
@@ -250,6 +258,7 @@ class OfflineEncoder(Encoder):
             "top_t": self.top_t,
             "class_template": self.class_template,
             "paired_holdout": self.paired_holdout,
+            "paired_method": self.paired_method,
         }
         other = OfflineEncoder(
             image_size=self.image_size,
@@ -317,12 +326,13 @@ class OfflineEncoder(Encoder):
             from semclust.encoders.paired_bridge import RENDERINGS
 
             description["fit"] = (
-                "ridge on rendered emoji (Noto Color Emoji) -> MiniLM of their CLDR names and keywords, "
-                "with the classifier's 1000 fc weight rows -> class texts, no bias"
+                f"{self.paired_method} on rendered emoji (Noto Color Emoji) -> MiniLM of their CLDR names and "
+                "keywords, with the classifier's 1000 fc weight rows -> class texts, no bias"
             )
             description["renderings"] = list(RENDERINGS)
             description["lambda"] = self.bridge_lambda
             description["holdout"] = self.paired_holdout
+            description["method"] = self.paired_method
         return description
 
     def text_config(self) -> dict[str, Any]:
@@ -342,7 +352,11 @@ class OfflineEncoder(Encoder):
                 "bridge_alpha": self.bridge_alpha,
                 # only when not the default, so stores made before the option existed keep their keys
                 **({"visual_model": self.visual_model} if self.visual_model != DEFAULT_VISUAL_MODEL else {}),
-                **({"paired_holdout": self.paired_holdout} if self.bridge_kind == "paired" else {}),
+                **(
+                    {"paired_holdout": self.paired_holdout, "paired_method": self.paired_method}
+                    if self.bridge_kind == "paired"
+                    else {}
+                ),
             },
             "dim": self.dim,
             "views": self.view_dims,

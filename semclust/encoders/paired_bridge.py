@@ -30,11 +30,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from semclust.encoders.base import l2_normalize
-from semclust.encoders.bridge import ridge_map
+from semclust.encoders.bridge import procrustes_map, ridge_map
 
 CLDR_ANNOTATIONS = Path("/usr/share/unicode/cldr/common/annotations/en.xml")
 RENDERINGS = ("colour", "grey", "inverted", "low-res")
 PAIRED_HOLDOUTS = ("none", "a", "b")  # the code-point half left out of the fit
+# ridge: least squares; procrustes: the orthogonal map, which keeps the visual geometry (as the
+# default classifier-row bridge does) while its fit sees real image-text pairs.
+PAIRED_METHODS = ("ridge", "procrustes")
 # Bump when the pairs are computed differently, so stale caches are never read.
 PAIRS_FORMAT = 1
 
@@ -80,10 +83,14 @@ def split_by_codepoint(keys: Sequence[str]) -> np.ndarray:
 
 
 class PairedTextMap:
-    """``normalise(v @ M)``: ridge from unit visual features to unit text embeddings."""
+    """``normalise(v @ M)``: ridge (or orthogonal Procrustes, ``method="procrustes"``) from unit
+    visual features to unit text embeddings."""
 
-    def __init__(self, lam: float = 1.0) -> None:
+    def __init__(self, lam: float = 1.0, method: str = "ridge") -> None:
+        if method not in PAIRED_METHODS:
+            raise ValueError(f"paired_method must be one of {', '.join(PAIRED_METHODS)}, got {method!r}")
         self.lam = lam
+        self.method = method
 
     def fit(
         self,
@@ -97,7 +104,7 @@ class PairedTextMap:
         if class_weights is not None and class_texts is not None:
             x = np.concatenate([x, l2_normalize(np.asarray(class_weights, np.float32))])
             t = np.concatenate([t, l2_normalize(np.asarray(class_texts, np.float32))])
-        self.matrix_ = ridge_map(x, t, self.lam)
+        self.matrix_ = ridge_map(x, t, self.lam) if self.method == "ridge" else procrustes_map(x, t)
         self.n_pairs_ = len(x)
         return self
 
@@ -225,13 +232,14 @@ def paired_matrix(
     class_weights: np.ndarray,
     class_texts: np.ndarray,
     lam: float = 1.0,
+    method: str = "ridge",
 ) -> tuple[np.ndarray, int]:
-    """The map ``[D, d]`` fitted on every rendering of the emoji outside half ``holdout`` plus the
-    classifier's rows; and the number of emoji it saw."""
+    """The map ``[D, d]`` fitted (``method``, see :data:`PAIRED_METHODS`) on every rendering of the
+    emoji outside half ``holdout`` plus the classifier's rows; and the number of emoji it saw."""
     rows = fit_rows([str(k) for k in pairs["keys"]], holdout)
     visual = pairs["visual"][rows]
     renderings = visual.shape[1]
-    fitted = PairedTextMap(lam).fit(
+    fitted = PairedTextMap(lam, method).fit(
         visual.reshape(-1, visual.shape[2]),
         np.repeat(pairs["texts"][rows], renderings, axis=0),
         class_weights,
