@@ -79,7 +79,7 @@ def main() -> None:
                     "nmi": metrics["nmi"],
                     "ari": metrics["ari"],
                     "transitions_counted": int(asd.transitions_.sum()),
-                    "params": {key: value for key, value in params.items()},
+                    "params": dict(params),
                     "n_labelled": n_l,
                     "wall_s": time.perf_counter() - start,
                 }

@@ -6,8 +6,9 @@ import numpy as np
 from PIL import Image
 
 from semclust.encoders.paired_bridge import (
+    PairedBridge,
     PairedTextMap,
-    cross_fitted_text_view,
+    paired_matrix,
     render_variants,
     split_by_codepoint,
 )
@@ -44,11 +45,15 @@ def test_split_is_stable_and_about_half() -> None:
 def test_cross_fitting_maps_each_half_with_the_other_halfs_pairs() -> None:
     rng = np.random.default_rng(1)
     x, texts = _linear_pairs(rng, 120, 10, 4)
-    in_a = np.arange(120) % 2 == 0
+    keys = np.array([f"{0x1F300 + i:X}" for i in range(120)])
+    in_a = split_by_codepoint(list(keys))
     corrupted = texts.copy()
     corrupted[in_a] = _unit(rng.normal(size=(int(in_a.sum()), 4)))  # half A's own pairs are garbage
-    pairs = np.stack([x, x], axis=1)  # two renderings, identical here
-    view = cross_fitted_text_view(x, in_a, pairs, corrupted, in_a, lam=1e-4)
+    pairs = {"visual": np.stack([x, x], axis=1), "texts": corrupted, "keys": keys}  # two renderings, identical
+    view = np.empty_like(texts)
+    for half, rows in (("a", in_a), ("b", ~in_a)):  # each half through the map that holds it out
+        matrix, _ = paired_matrix(pairs, half, None, None, lam=1e-4)
+        view[rows] = PairedBridge(matrix)(x[rows])
     # half A is mapped by the map fitted on B (clean pairs): right; B by A's garbage: wrong
     assert np.min(np.sum(view[in_a] * texts[in_a], axis=1)) > 0.99
     assert np.mean(np.sum(view[~in_a] * texts[~in_a], axis=1)) < 0.6

@@ -27,7 +27,7 @@ from semclust.encoders.bridge import BRIDGE_KINDS, ConSEBridge, LinearBridge, Mi
 from semclust.encoders.efficientnet import VISUAL_MODELS, EfficientNetLiteTower, OnnxVisualTower, classifier_head
 from semclust.encoders.imagenet import imagenet_class_names, imagenet_synset_ids
 from semclust.encoders.minilm import MiniLMTextTower
-from semclust.encoders.paired_bridge import PAIRED_METHODS, PairedBridge, check_holdout
+from semclust.encoders.paired_bridge import PairedBridge, check_holdout, check_method
 from semclust.encoders.preprocess import Preprocessing, images_to_array
 from semclust.encoders.runtime import check_threads, fall_back_warning, resolve_backend, single_threaded_blas
 
@@ -108,8 +108,7 @@ class OfflineEncoder(Encoder):
         if bridge not in BRIDGE_KINDS:
             raise ValueError(f"bridge must be one of {', '.join(BRIDGE_KINDS)}, got {bridge!r}")
         check_holdout(paired_holdout)
-        if paired_method not in PAIRED_METHODS:
-            raise ValueError(f"paired_method must be one of {', '.join(PAIRED_METHODS)}, got {paired_method!r}")
+        check_method(paired_method)
         if class_text not in CLASS_TEXTS:
             raise ValueError(f"class_text must be one of {', '.join(CLASS_TEXTS)}, got {class_text!r}")
         # Spec strings give numbers as text ("bridge_lambda=0.1").

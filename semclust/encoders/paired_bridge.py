@@ -4,10 +4,11 @@ The default offline bridge is fitted on the classifier's 1000 weight rows and th
 texts only, which carries little language. Here the rows are joined by pairs of (visual
 feature of a rendered emoji, MiniLM embedding of its CLDR name and keywords), each emoji
 rendered several ways (colour, grey, inverted, low resolution) so the map does not learn the
-Noto palette. The map is ridge regression on unit rows, no bias, as the linear bridge.
+Noto palette. The map is ridge regression (or orthogonal Procrustes) on unit rows, no bias,
+as the linear bridges.
 
 Evaluation must never score an image the map was fitted on: :func:`split_by_codepoint` splits
-emoji into two halves by a hash of their code points, and :func:`cross_fitted_text_view` maps
+emoji into two halves by a hash of their code points, and :func:`held_out_joint_view` maps
 each half with the map fitted on the other.
 
 As the offline encoder's ``bridge=paired``, the map is fitted once per encoder setting from the
@@ -87,10 +88,8 @@ class PairedTextMap:
     visual features to unit text embeddings."""
 
     def __init__(self, lam: float = 1.0, method: str = "ridge") -> None:
-        if method not in PAIRED_METHODS:
-            raise ValueError(f"paired_method must be one of {', '.join(PAIRED_METHODS)}, got {method!r}")
         self.lam = lam
-        self.method = method
+        self.method = check_method(method)
 
     def fit(
         self,
@@ -138,37 +137,16 @@ def emoji_pair_features(encoder: Any, source: Any, variants: Sequence[str] = REN
     }
 
 
-def cross_fitted_text_view(
-    visual: np.ndarray,
-    in_a: np.ndarray,
-    pair_visual: np.ndarray,
-    pair_texts: np.ndarray,
-    pair_in_a: np.ndarray,
-    class_weights: np.ndarray | None = None,
-    class_texts: np.ndarray | None = None,
-    lam: float = 1.0,
-) -> np.ndarray:
-    """Text-space view of ``visual`` rows: half A mapped by the map fitted on half B's pairs and
-    vice versa, so no row is mapped by a map that saw it. ``pair_visual`` is ``[n, R, D]``."""
-    out = np.empty((len(visual), pair_texts.shape[1]), dtype=np.float32)
-    r = pair_visual.shape[1]
-    for half in (True, False):
-        fit = pair_in_a != half  # the other half's pairs
-        m = PairedTextMap(lam).fit(
-            pair_visual[fit].reshape(-1, pair_visual.shape[2]),
-            np.repeat(pair_texts[fit], r, axis=0),
-            class_weights,
-            class_texts,
-        )
-        rows = in_a == half
-        out[rows] = m.transform(visual[rows])
-    return out
-
-
 def check_holdout(holdout: str) -> str:
     if holdout not in PAIRED_HOLDOUTS:
         raise ValueError(f"paired_holdout must be one of {', '.join(PAIRED_HOLDOUTS)}, got {holdout!r}")
     return holdout
+
+
+def check_method(method: str) -> str:
+    if method not in PAIRED_METHODS:
+        raise ValueError(f"paired_method must be one of {', '.join(PAIRED_METHODS)}, got {method!r}")
+    return method
 
 
 def fit_rows(keys: Sequence[str], holdout: str) -> np.ndarray:
@@ -229,8 +207,8 @@ def cached_emoji_pairs(
 def paired_matrix(
     pairs: dict[str, np.ndarray],
     holdout: str,
-    class_weights: np.ndarray,
-    class_texts: np.ndarray,
+    class_weights: np.ndarray | None,
+    class_texts: np.ndarray | None,
     lam: float = 1.0,
     method: str = "ridge",
 ) -> tuple[np.ndarray, int]:
@@ -286,9 +264,9 @@ def warn_if_fitted_on(source: Any, encoder: Any) -> bool:
     emoji with their names: joint-view results on them would not be held out."""
     if getattr(encoder, "bridge_kind", None) != "paired" or getattr(source, "name", None) != "emoji":
         return False
-    import logging
+    from semclust.encoders.runtime import logger
 
-    logging.getLogger("semclust").warning(
+    logger.warning(
         "the paired bridge (paired_holdout=%s) was fitted on emoji with their names: joint-view results on "
         "%s are not held out; score emoji with semclust.encoders.paired_bridge.held_out_joint_view",
         encoder.paired_holdout,
